@@ -1,0 +1,87 @@
+//! Command-line flags, exactly as SPEC §2 names them.
+//!
+//! clap only parses here: no flag carries a default, so an absent flag is `None`/`false` and
+//! the layering in [`crate::config`] can tell "not given" from "given". Environment variables
+//! are read by the layering too, so that "pinned by env" and "pinned by flag" are reported
+//! with the right name.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `ory-proxy [OPTIONS] <APPLICATION_URL> [PUBLISH_URL]`
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "ory-proxy",
+    version,
+    about = "Identity-aware reverse proxy: your app and Ory on one domain, sessions as ES256 JWTs",
+    long_about = "Identity-aware reverse proxy, a drop-in for `ory proxy`.\n\n\
+        Everything goes to APPLICATION_URL except /.ory/*, which goes to Ory with cookies, \
+        redirects and bodies rewritten onto PUBLISH_URL. Requests with an active Ory session \
+        reach the app with `Authorization: Bearer <ES256 JWT>`, verifiable at /.ory/jwks.json."
+)]
+pub struct Cli {
+    /// The app to protect, e.g. http://localhost:3000 [or `application_url` in proxy.toml]
+    #[arg(value_name = "APPLICATION_URL")]
+    pub application_url: Option<String>,
+
+    /// The URL users open [default: http://localhost:<port>]; no path, query or fragment
+    #[arg(value_name = "PUBLISH_URL")]
+    pub publish_url: Option<String>,
+
+    /// Ory Network project slug: Ory = https://<SLUG>.projects.oryapis.com [env: ORY_PROJECT_SLUG, ORY_PROJECT]
+    #[arg(long, value_name = "SLUG")]
+    pub project: Option<String>,
+
+    /// Ory public URL given directly (self-hosted Kratos, a local emulator) [env: ORY_SDK_URL, ORY_KRATOS_URL]
+    #[arg(long, value_name = "URL")]
+    pub sdk_url: Option<String>,
+
+    /// Listen port on all interfaces [env: PORT] [default: 4000]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Local development: any CORS origin is echoed unless origins are configured
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Debug logging, CORS decisions included
+    #[arg(long)]
+    pub debug: bool,
+
+    /// No session lookups, no JWT, no JWKS
+    #[arg(long)]
+    pub no_jwt: bool,
+
+    /// Open PUBLISH_URL in the default browser once listening
+    #[arg(long)]
+    pub open: bool,
+
+    /// Domain= for Ory's cookies; empty = host-only
+    #[arg(long, value_name = "DOMAIN")]
+    pub cookie_domain: Option<String>,
+
+    /// Allowed CORS origins; repeatable and/or comma-separated; one `*` per origin
+    #[arg(long, value_name = "ORIGIN", value_delimiter = ',')]
+    pub allowed_cors_origins: Vec<String>,
+
+    /// Extra allowed CORS request headers; repeatable and/or comma-separated
+    #[arg(long, value_name = "HEADER", value_delimiter = ',')]
+    pub additional_cors_headers: Vec<String>,
+
+    /// Where Ory's default ("welcome") redirects go [default: PUBLISH_URL]; relative allowed
+    #[arg(long, value_name = "URL")]
+    pub default_redirect_url: Option<String>,
+
+    /// Send the app `Host: <application host>` instead of the inbound Host
+    #[arg(long)]
+    pub rewrite_host: bool,
+
+    /// proxy.toml [env: ORY_PROXY_CONFIG] [default: ./proxy.toml when it exists]
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate flags and file, print the effective configuration, exit 0 (valid) or 1
+    #[arg(long)]
+    pub check_config: bool,
+}

@@ -1,0 +1,9 @@
+//! ory-proxy: an identity-aware reverse proxy, a drop-in for `ory proxy`.
+//!
+//! Data flows one way: [`cli`] (flags) → [`config`] (layering, validation, the live snapshot)
+//! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
+
+pub mod cli;
+pub mod config;
+pub mod proxy;
+pub mod server;

@@ -1,0 +1,159 @@
+//! The catch-all handler: sends the request to the app or to Ory and streams the answer back.
+//! Bodies stream both ways; only textual Ory answers are buffered, to rewrite Ory's URL.
+
+use actix_web::body::{BodyStream, SizedStream};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use super::body_rewrite::{self, Encoding, MAX_REWRITE_BODY};
+use super::error::{ProxyError, Upstream};
+use super::request_headers::{write_upstream_headers, RequestContext};
+use super::response_headers::{copy_response_headers, ResponseContext};
+use super::{route, websocket, AccessTag, ProxyState, Upstreams};
+
+/// The upstream URL for a routed request.
+fn upstream_url(state: &ProxyState, upstream: Upstream, path_and_query: &str) -> String {
+    let f = &state.fixed;
+    let (base, pq) = match upstream {
+        Upstream::App => (f.app_origin.as_str(), path_and_query),
+        Upstream::Ory => (f.ory_base.as_str(), path_and_query),
+    };
+    let mut url = String::with_capacity(base.len() + pq.len() + 1);
+    url.push_str(base);
+    if !pq.starts_with('/') {
+        url.push('/');
+    }
+    url.push_str(pq);
+    url
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+pub async fn forward(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ProxyState>,
+    clients: web::Data<Upstreams>,
+) -> Result<HttpResponse, ProxyError> {
+    let live = state.live.snapshot();
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let routed = route::route(pq);
+    req.extensions_mut().insert(AccessTag {
+        upstream: routed.upstream.as_str(),
+        auth: "off",
+    });
+    let client = match routed.upstream {
+        Upstream::App => &clients.app,
+        Upstream::Ory => &clients.ory,
+    };
+    let url = upstream_url(&state, routed.upstream, routed.path_and_query);
+    let ctx = RequestContext {
+        upstream: routed.upstream,
+        peer: req.peer_addr().map(|a| a.ip()),
+        fixed: &state.fixed,
+        constants: &state.constants,
+        drop_authorization: false,
+    };
+
+    if is_websocket_upgrade(&req) {
+        return websocket::relay(&req, payload, client, &url, &ctx, &live).await;
+    }
+
+    let mut out = client
+        .request(req.method().clone(), url.as_str())
+        .no_decompress();
+    write_upstream_headers(req.headers(), out.headers_mut(), &ctx);
+
+    let content_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = req
+        .headers()
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let sent = if chunked {
+        out.send_stream(payload).await
+    } else {
+        match content_length {
+            Some(0) => out.send_body(()).await,
+            Some(n) => out.send_body(SizedStream::new(n, payload)).await,
+            None => out.send_body(actix_web::body::None::new()).await,
+        }
+    };
+    let mut res = sent.map_err(|e| ProxyError::from_send(routed.upstream, e))?;
+
+    let mut builder = HttpResponse::build(res.status());
+    let rctx = ResponseContext {
+        upstream: routed.upstream,
+        fixed: &state.fixed,
+        live: &live,
+    };
+    copy_response_headers(res.headers(), &mut builder, &rctx);
+
+    let status = res.status();
+    let no_body = req.method() == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let length = res
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+
+    if no_body {
+        return Ok(match length {
+            Some(n) => builder.body(SizedStream::new(
+                n,
+                futures_util::stream::empty::<Result<bytes::Bytes, ProxyError>>(),
+            )),
+            None => builder.finish(),
+        });
+    }
+
+    if routed.upstream == Upstream::Ory {
+        let textual = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(body_rewrite::is_textual);
+        let encoding = Encoding::from_header(
+            res.headers()
+                .get(header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let fits = length.is_none_or(|n| n <= MAX_REWRITE_BODY as u64);
+        if let (true, Some(enc), true) = (textual, encoding, fits) {
+            let body =
+                res.body()
+                    .limit(MAX_REWRITE_BODY)
+                    .await
+                    .map_err(|e| ProxyError::BadAnswer {
+                        upstream: Upstream::Ory,
+                        detail: format!("reading the body: {e}"),
+                    })?;
+            let to = format!("{}/.ory", state.fixed.publish_origin);
+            let body =
+                body_rewrite::rewrite(body, enc, &state.fixed.ory_base, &to).map_err(|e| {
+                    ProxyError::BadAnswer {
+                        upstream: Upstream::Ory,
+                        detail: e.to_string(),
+                    }
+                })?;
+            return Ok(builder.body(body));
+        }
+    }
+
+    Ok(match length {
+        Some(n) => builder.body(SizedStream::new(n, res)),
+        None => builder.body(BodyStream::new(res)),
+    })
+}

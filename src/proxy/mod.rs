@@ -1,0 +1,49 @@
+//! The proxy itself: forwarding to the app and to Ory, rewriting what comes back, CORS.
+//!
+//! Where to look:
+//! - which upstream a path goes to: [`route`]
+//! - headers sent upstream: [`request_headers`]; headers sent back: [`response_headers`]
+//! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
+//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
+//! - the request handler tying them together: [`forward`]; its errors: [`error`]
+
+pub mod body_rewrite;
+pub mod cookie_rewrite;
+pub mod cors;
+pub mod error;
+pub mod forward;
+pub mod location_rewrite;
+pub mod request_headers;
+pub mod response_headers;
+pub mod route;
+pub mod upstream_client;
+pub mod websocket;
+
+use std::sync::Arc;
+
+use crate::config::{Fixed, LiveSettings};
+pub use error::{ProxyError, Upstream};
+pub use request_headers::OutboundConstants;
+
+/// Shared by every worker: the fixed settings, the live snapshot, precomputed header values.
+pub struct ProxyState {
+    pub fixed: Arc<Fixed>,
+    pub live: LiveSettings,
+    pub constants: OutboundConstants,
+}
+
+/// The awc clients of one worker.
+pub struct Upstreams {
+    pub app: awc::Client,
+    pub ory: awc::Client,
+}
+
+/// What the access log reports about a request, left in the request's extensions by the
+/// handler that served it.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessTag {
+    /// `app`, `ory` or `proxy`.
+    pub upstream: &'static str,
+    /// `anonymous`, `jwt`, `off`, …
+    pub auth: &'static str,
+}

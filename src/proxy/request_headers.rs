@@ -1,0 +1,338 @@
+//! Request header rules (SPEC §5.1): what the proxy strips from, adds to and forwards in the
+//! request it sends upstream. Response header rules live in [`super::response_headers`].
+
+use std::net::IpAddr;
+
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::error::Upstream;
+use crate::config::Fixed;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Names listed in every `Connection` header value, lowercase.
+pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Whether a header is hop-by-hop, given the `Connection`-listed names.
+pub fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+        || listed.iter().any(|l| l == name.as_str())
+}
+
+/// Headers through which a client could steer Ory (or fool the app): `Ory-*` and the legacy
+/// `X-Ory-*`. The proxy sets its own on Ory-bound requests.
+fn is_ory_control(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("ory-") || n.starts_with("x-ory-")
+}
+
+fn is_forwarding(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "forwarded" || n.starts_with("x-forwarded-")
+}
+
+/// Header values computed once at start.
+#[derive(Debug, Clone)]
+pub struct OutboundConstants {
+    ory_base_url_rewrite: HeaderValue,
+    ory_rewrite_token: Option<HeaderValue>,
+    forwarded_proto: HeaderValue,
+    forwarded_host: HeaderValue,
+    ory_host: HeaderValue,
+    app_host: HeaderValue,
+}
+
+impl OutboundConstants {
+    pub fn new(fixed: &Fixed) -> Result<Self, header::InvalidHeaderValue> {
+        let host_port = |u: &url::Url| match u.port() {
+            Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+            None => u.host_str().unwrap_or_default().to_string(),
+        };
+        Ok(OutboundConstants {
+            ory_base_url_rewrite: HeaderValue::from_str(&format!("{}/.ory", fixed.publish_origin))?,
+            ory_rewrite_token: fixed
+                .api_key
+                .as_deref()
+                .map(HeaderValue::from_str)
+                .transpose()?,
+            forwarded_proto: HeaderValue::from_str(fixed.publish_url.scheme())?,
+            forwarded_host: HeaderValue::from_str(&host_port(&fixed.publish_url))?,
+            ory_host: HeaderValue::from_str(&host_port(&fixed.ory_url))?,
+            app_host: HeaderValue::from_str(&host_port(&fixed.application_url))?,
+        })
+    }
+}
+
+/// Per-request facts for the header rules.
+pub struct RequestContext<'a> {
+    pub upstream: Upstream,
+    pub peer: Option<IpAddr>,
+    pub fixed: &'a Fixed,
+    pub constants: &'a OutboundConstants,
+    /// Drop the client's `Authorization` (app-bound requests: only the proxy's JWT may reach
+    /// the app).
+    pub drop_authorization: bool,
+}
+
+/// Writes the headers for the upstream request into `out`.
+pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &RequestContext<'_>) {
+    let listed = connection_listed(inbound);
+    let trusted = ctx
+        .peer
+        .is_some_and(|ip| ctx.fixed.trusted_proxies.iter().any(|n| n.contains(&ip)));
+    let to_app = ctx.upstream == Upstream::App;
+
+    let mut prior_xff: Vec<&str> = Vec::new();
+    for (name, value) in inbound.iter() {
+        if is_hop_by_hop(name, &listed)
+            || *name == header::HOST
+            || *name == header::CONTENT_LENGTH
+            || is_ory_control(name)
+            || (ctx.drop_authorization && *name == header::AUTHORIZATION)
+        {
+            continue;
+        }
+        if is_forwarding(name) {
+            if !trusted {
+                continue;
+            }
+            if name.as_str() == "x-forwarded-for" {
+                prior_xff.extend(value.to_str().ok());
+                continue;
+            }
+            if !to_app && name.as_str() != "forwarded" {
+                continue;
+            }
+        }
+        if !to_app && *name == header::ACCEPT_ENCODING {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+
+    if let Some(ip) = ctx.peer {
+        let mut xff = prior_xff.join(", ");
+        if !xff.is_empty() {
+            xff.push_str(", ");
+        }
+        xff.push_str(&ip.to_string());
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            out.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+    }
+
+    let c = ctx.constants;
+    if to_app {
+        let proto = HeaderName::from_static("x-forwarded-proto");
+        let host = HeaderName::from_static("x-forwarded-host");
+        if !out.contains_key(&proto) {
+            out.insert(proto, c.forwarded_proto.clone());
+        }
+        if !out.contains_key(&host) {
+            out.insert(host, c.forwarded_host.clone());
+        }
+        let host_value = if ctx.fixed.rewrite_host {
+            Some(c.app_host.clone())
+        } else {
+            inbound.get(header::HOST).cloned()
+        };
+        if let Some(h) = host_value {
+            out.insert(header::HOST, h);
+        }
+    } else {
+        out.insert(header::HOST, c.ory_host.clone());
+        out.insert(
+            HeaderName::from_static("ory-base-url-rewrite"),
+            c.ory_base_url_rewrite.clone(),
+        );
+        out.insert(
+            HeaderName::from_static("ory-no-custom-domain-redirect"),
+            HeaderValue::from_static("true"),
+        );
+        if let Some(t) = &c.ory_rewrite_token {
+            out.insert(
+                HeaderName::from_static("ory-base-url-rewrite-token"),
+                t.clone(),
+            );
+        }
+        out.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static(super::body_rewrite::ORY_ACCEPT_ENCODING),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::config::Loader;
+    use clap::Parser;
+    use std::sync::Arc;
+
+    fn fixed(extra: &[&str]) -> Arc<Fixed> {
+        let mut args = vec!["ory-proxy", "--sdk-url", "https://kratos.internal:4433"];
+        args.extend_from_slice(extra);
+        args.extend(["http://app.internal:3000", "https://www.example.org"]);
+        let loader = Loader::new(Cli::parse_from(args), Arc::new(|_| None));
+        loader.load().unwrap().settings.fixed
+    }
+
+    fn run(inbound: &[(&str, &str)], upstream: Upstream, f: &Fixed, peer: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in inbound {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let c = OutboundConstants::new(f).unwrap();
+        let mut out = HeaderMap::new();
+        let ctx = RequestContext {
+            upstream,
+            peer: Some(peer.parse().unwrap()),
+            fixed: f,
+            constants: &c,
+            drop_authorization: false,
+        };
+        write_upstream_headers(&h, &mut out, &ctx);
+        out
+    }
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_removed_multi_values_kept() {
+        let f = fixed(&[]);
+        let out = run(
+            &[
+                ("connection", "keep-alive, x-secret"),
+                ("keep-alive", "timeout=5"),
+                ("x-secret", "1"),
+                ("te", "trailers"),
+                ("accept", "text/html"),
+                ("accept", "application/json"),
+            ],
+            Upstream::App,
+            &f,
+            "10.0.0.1",
+        );
+        for h in ["connection", "keep-alive", "x-secret", "te"] {
+            assert!(out.get(h).is_none(), "{h} leaked");
+        }
+        assert_eq!(all(&out, "accept"), ["text/html", "application/json"]);
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_clients_are_replaced() {
+        let f = fixed(&[]);
+        let out = run(
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-host", "evil"),
+                ("forwarded", "for=6.6.6.6"),
+                ("host", "www.example.org"),
+            ],
+            Upstream::App,
+            &f,
+            "192.0.2.7",
+        );
+        assert_eq!(all(&out, "x-forwarded-for"), ["192.0.2.7"]);
+        assert_eq!(all(&out, "x-forwarded-host"), ["www.example.org"]);
+        assert_eq!(all(&out, "x-forwarded-proto"), ["https"]);
+        assert!(out.get("forwarded").is_none());
+        assert_eq!(all(&out, "host"), ["www.example.org"]);
+    }
+
+    #[test]
+    fn trusted_proxy_chain_is_extended() {
+        let text = "trusted_proxies = [\"10.0.0.0/8\"]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("proxy.toml");
+        std::fs::write(&p, text).unwrap();
+        let cli = Cli::parse_from([
+            "ory-proxy",
+            "-c",
+            p.to_str().unwrap(),
+            "--sdk-url",
+            "https://k",
+            "http://app",
+        ]);
+        let f = Loader::new(cli, Arc::new(|_| None))
+            .load()
+            .unwrap()
+            .settings
+            .fixed;
+        let out = run(
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+            ],
+            Upstream::App,
+            &f,
+            "10.1.2.3",
+        );
+        assert_eq!(all(&out, "x-forwarded-for"), ["203.0.113.9, 10.1.2.3"]);
+        assert_eq!(all(&out, "x-forwarded-proto"), ["https"]);
+    }
+
+    #[test]
+    fn ory_control_headers_stripped_and_set() {
+        let f = fixed(&[]);
+        let spoof = [
+            ("ory-base-url-rewrite", "https://evil"),
+            ("ory-base-url-rewrite-token", "x"),
+            ("x-ory-base-url-rewrite", "y"),
+            ("ory-ratelimit-action", "z"),
+        ];
+        let app = run(&spoof, Upstream::App, &f, "127.0.0.1");
+        assert!(
+            app.iter().all(|(n, _)| !n.as_str().contains("ory-")),
+            "{app:?}"
+        );
+        let ory = run(&spoof, Upstream::Ory, &f, "127.0.0.1");
+        assert_eq!(
+            all(&ory, "ory-base-url-rewrite"),
+            ["https://www.example.org/.ory"]
+        );
+        assert_eq!(all(&ory, "ory-no-custom-domain-redirect"), ["true"]);
+        assert!(ory.get("ory-base-url-rewrite-token").is_none());
+        assert!(ory.get("x-ory-base-url-rewrite").is_none());
+        assert_eq!(all(&ory, "host"), ["kratos.internal:4433"]);
+    }
+
+    #[test]
+    fn rewrite_host_sends_app_host() {
+        let f = fixed(&["--rewrite-host"]);
+        let out = run(
+            &[("host", "www.example.org")],
+            Upstream::App,
+            &f,
+            "127.0.0.1",
+        );
+        assert_eq!(all(&out, "host"), ["app.internal:3000"]);
+    }
+}

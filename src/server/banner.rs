@@ -1,0 +1,172 @@
+//! The start-up banner (SPEC §7) and `--check-config`'s print-out of the effective settings.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::{Fixed, Live, OrySource, Settings, WatchMode};
+
+/// What the banner needs beyond the settings.
+pub struct BannerFacts<'a> {
+    pub listen: std::net::SocketAddr,
+    pub jwt: Option<&'a str>,
+    pub config_file: Option<&'a Path>,
+}
+
+pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
+    let (f, l) = (&*s.fixed, &*s.live);
+    let mut b = String::new();
+    let _ = writeln!(
+        b,
+        "\nTo access your application via the Ory Proxy, open:\n\n\t{}\n",
+        f.publish_origin
+    );
+    let _ = writeln!(b, "  listening    http://{}", facts.listen);
+    let _ = writeln!(b, "  application  {}", f.app_origin);
+    let _ = writeln!(b, "  ory          {}", ory_line(f));
+    let _ = writeln!(
+        b,
+        "  jwt          {}",
+        match facts.jwt {
+            Some(kid) => format!(
+                "on, ES256 key id {kid}, JWKS at {}/.ory/jwks.json",
+                f.publish_origin
+            ),
+            None => "off (--no-jwt)".into(),
+        }
+    );
+    let _ = writeln!(
+        b,
+        "  config       {}",
+        match (facts.config_file, f.watch) {
+            (Some(p), WatchMode::Off) => format!("{} (not watched)", p.display()),
+            (Some(p), _) => format!("{} (watched for changes)", p.display()),
+            (None, _) => "none (flags and defaults)".into(),
+        }
+    );
+    let _ = writeln!(b, "  cors         {}", cors_line(f, l));
+    b
+}
+
+fn ory_line(f: &Fixed) -> String {
+    match &f.ory_source {
+        OrySource::Project(slug) => format!("{} (project {slug})", f.ory_base),
+        OrySource::SdkUrl => f.ory_base.clone(),
+    }
+}
+
+fn cors_line(f: &Fixed, l: &Live) -> String {
+    if l.cors.any_origin {
+        return "any origin is echoed with credentials (--dev); do not use --dev in production"
+            .into();
+    }
+    if l.cors.exact.len() == 1 && l.cors.wildcards.is_empty() {
+        return format!(
+            "only {} may call cross-origin; allow more with --allowed-cors-origins or [cors].allowed_origins",
+            f.publish_origin
+        );
+    }
+    let mut all = l.cors.exact.clone();
+    all.extend(l.cors.wildcards.iter().map(|(p, s)| format!("{p}*{s}")));
+    all.join(", ")
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn toml_list(items: &[String]) -> String {
+    let v: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// The effective configuration as `proxy.toml` would spell it.
+pub fn effective_config(s: &Settings) -> String {
+    let (f, l) = (&*s.fixed, &*s.live);
+    let mut b = String::new();
+    let _ = writeln!(
+        b,
+        "# effective configuration (defaults < proxy.toml < env < flags)"
+    );
+    let _ = writeln!(b, "application_url = {}", toml_str(&f.app_origin));
+    let _ = writeln!(b, "publish_url = {}", toml_str(&f.publish_origin));
+    let _ = writeln!(b, "port = {}", f.port);
+    match &f.ory_source {
+        OrySource::Project(slug) => {
+            let _ = writeln!(b, "project = {}   # Ory at {}", toml_str(slug), f.ory_base);
+        }
+        OrySource::SdkUrl => {
+            let _ = writeln!(b, "sdk_url = {}", toml_str(f.ory_url.as_str()));
+        }
+    }
+    let _ = writeln!(
+        b,
+        "dev = {}\nno_jwt = {}\nrewrite_host = {}",
+        f.dev, f.no_jwt, f.rewrite_host
+    );
+    let nets: Vec<String> = f.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    let _ = writeln!(b, "trusted_proxies = {}", toml_list(&nets));
+    let path = |p: &Option<std::path::PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let _ = writeln!(b, "ca_file = {}", toml_str(&path(&f.ca_file)));
+    let watch = match f.watch {
+        WatchMode::Auto => "auto",
+        WatchMode::Poll => "poll",
+        WatchMode::Off => "off",
+    };
+    let _ = writeln!(b, "watch = {}", toml_str(watch));
+    let _ = writeln!(
+        b,
+        "log_level = {}",
+        toml_str(&l.log_level.to_string().to_lowercase())
+    );
+    let _ = writeln!(
+        b,
+        "\n[cookies]\ndomain = {}",
+        toml_str(l.cookie_domain.as_deref().unwrap_or(""))
+    );
+    let mut origins: Vec<String> = l.cors.exact.iter().skip(1).cloned().collect();
+    origins.extend(l.cors.wildcards.iter().map(|(p, s)| format!("{p}*{s}")));
+    let extra: Vec<String> = l
+        .cors
+        .headers
+        .iter()
+        .skip(crate::config::cors_policy::BASE_HEADERS.len())
+        .cloned()
+        .collect();
+    let _ = writeln!(
+        b,
+        "\n[cors]\nallowed_origins = {}\nadditional_headers = {}",
+        toml_list(&origins),
+        toml_list(&extra)
+    );
+    let _ = writeln!(
+        b,
+        "\n[redirects]\ndefault_redirect_url = {}",
+        toml_str(&l.default_redirect_url)
+    );
+    let _ = writeln!(
+        b,
+        "\n[jwt]\nttl = {}\nkeys_file = {}\nissuer = {}\naudience = {}",
+        toml_str(&humantime::format_duration(l.jwt.ttl).to_string()),
+        toml_str(&path(&f.keys_file)),
+        toml_str(&l.jwt.issuer),
+        toml_list(&l.jwt.audience)
+    );
+    let _ = writeln!(
+        b,
+        "\n[session]\ncookie_names = {}\ncache_ttl = {}\ncache_max_entries = {}",
+        toml_list(&l.session.cookie_names),
+        toml_str(&humantime::format_duration(l.session.cache_ttl).to_string()),
+        l.session.cache_max_entries
+    );
+    let _ = writeln!(
+        b,
+        "\n[upstream]\nconnect_timeout = {}\nresponse_timeout = {}",
+        toml_str(&humantime::format_duration(f.connect_timeout).to_string()),
+        toml_str(&humantime::format_duration(f.response_timeout).to_string())
+    );
+    b
+}

@@ -1,0 +1,232 @@
+//! Wiring: binds the socket, builds the per-worker clients and the route table, prints the
+//! banner, runs until SIGINT/SIGTERM and then drains in-flight requests.
+
+pub mod access_log;
+pub mod banner;
+pub mod local_routes;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::cli::Cli;
+use crate::config::{ConfigError, LiveSettings, Loader, Settings};
+use crate::proxy::upstream_client::{self, Timeouts, TlsSetupError};
+use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
+
+/// How long in-flight requests may run on after SIGINT/SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on port {port}: {source}")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("invalid header value derived from the configuration: {0}")]
+    Header(#[from] actix_web::http::header::InvalidHeaderValue),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl StartError {
+    /// SPEC §2: 2 for bad input, 1 for runtime failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A bound, not yet running proxy.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub settings: Settings,
+    loader: Loader,
+    server: actix_web::dev::Server,
+}
+
+impl Proxy {
+    /// Loads the settings, binds the port and builds the server. Nothing is served until
+    /// [`Proxy::run`] is awaited.
+    pub fn start(mut loader: Loader) -> Result<Proxy, StartError> {
+        let loaded = loader.load()?;
+        let port = loaded.settings.fixed.port;
+        let listener = TcpListener::bind(("0.0.0.0", port))
+            .map_err(|source| StartError::Bind { port, source })?;
+        let addr = listener.local_addr()?;
+        let settings = if port == 0 {
+            loader.set_bound_port(addr.port());
+            loader.load()?.settings
+        } else {
+            loaded.settings
+        };
+
+        let fixed = settings.fixed.clone();
+        let live = LiveSettings::new(settings.live.clone());
+        log::set_max_level(settings.live.log_level);
+        let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
+        let state = web::Data::new(ProxyState {
+            constants: OutboundConstants::new(&fixed)?,
+            fixed: fixed.clone(),
+            live: live.clone(),
+        });
+        let timeouts = Timeouts {
+            connect: fixed.connect_timeout,
+            response: fixed.response_timeout,
+        };
+
+        let server = HttpServer::new(move || {
+            let upstreams = web::Data::new(Upstreams {
+                app: upstream_client::build(tls.clone(), timeouts),
+                ory: upstream_client::build(tls.clone(), timeouts),
+            });
+            App::new()
+                .app_data(state.clone())
+                .app_data(upstreams)
+                .service(
+                    web::scope("/.ory/proxy/health")
+                        .route("/alive", web::get().to(local_routes::health))
+                        .route("/ready", web::get().to(local_routes::health)),
+                )
+                .default_service(web::to(forward::forward))
+                .wrap(cors::actual_requests(live.clone()))
+                .wrap(from_fn(cors::preflight_layer))
+                .wrap(from_fn(access_log::access_log))
+        })
+        .tcp_nodelay(true)
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .listen(listener)?
+        .run();
+
+        Ok(Proxy {
+            addr,
+            settings,
+            loader,
+            server,
+        })
+    }
+
+    /// The loader, for the watcher: reloads use the same flags and environment.
+    pub fn loader(&self) -> &Loader {
+        &self.loader
+    }
+
+    /// A handle to stop the server from elsewhere (tests, signals).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; SIGINT/SIGTERM stop accepting and drain in-flight requests.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn init_logging(debug: bool) {
+    let mut b = env_logger::Builder::new();
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    } else {
+        // The proxy's own level is set (and reloaded) through log::set_max_level; libraries
+        // stay at info so --debug shows the proxy's decisions, not every socket poll.
+        b.filter_level(log::LevelFilter::Trace);
+        for noisy in [
+            "actix_server",
+            "actix_http",
+            "awc",
+            "rustls",
+            "mio",
+            "h2",
+            "notify",
+            "actix_rt",
+        ] {
+            b.filter_module(noisy, log::LevelFilter::Info);
+        }
+    }
+    b.format_timestamp_millis();
+    let _ = b.try_init();
+    log::set_max_level(if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
+}
+
+fn open_browser(url: &str) {
+    let cmd = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    if std::process::Command::new(cmd)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_err()
+    {
+        eprintln!(
+            "Unable to automatically open the proxy URL in your browser. Please open it manually!"
+        );
+    }
+}
+
+/// The binary's whole life: returns the process exit code.
+pub fn main_with(cli: Cli) -> ExitCode {
+    init_logging(cli.debug);
+    // rustls panics at the first handshake unless exactly one provider is installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let check_only = cli.check_config;
+    let open = cli.open;
+    let loader = Loader::from_process(cli);
+
+    if check_only {
+        return match loader.load() {
+            Ok(l) => {
+                print!("{}", banner::effective_config(&l.settings));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ory-proxy: invalid configuration: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+
+    let system = actix_web::rt::System::new();
+    let result: Result<(), StartError> = system.block_on(async move {
+        let proxy = Proxy::start(loader)?;
+        let facts = banner::BannerFacts {
+            listen: proxy.addr,
+            jwt: None,
+            config_file: proxy.loader().path(),
+        };
+        eprint!("{}", banner::banner(&proxy.settings, &facts));
+        if open {
+            open_browser(&proxy.settings.fixed.publish_origin);
+        }
+        let _keep = Arc::new(());
+        proxy.run().await?;
+        eprintln!("ory-proxy: stopped");
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ory-proxy: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
