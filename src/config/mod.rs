@@ -26,6 +26,7 @@ use crate::cli::Cli;
 
 /// Everything needed to (re)load the settings: the flags and the environment as they were at
 /// start, and where the file is.
+#[derive(Clone)]
 pub struct Loader {
     cli: Cli,
     env: Arc<EnvLookup>,

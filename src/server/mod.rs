@@ -52,7 +52,10 @@ impl StartError {
 /// A bound, not yet running proxy.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// The settings at start (the live part may since have been swapped in `live`).
     pub settings: Settings,
+    /// The live settings the request path reads; the watcher swaps them.
+    pub live: LiveSettings,
     loader: Loader,
     server: actix_web::dev::Server,
 }
@@ -87,11 +90,13 @@ impl Proxy {
             response: fixed.response_timeout,
         };
 
+        let worker_live = live.clone();
         let server = HttpServer::new(move || {
             let upstreams = web::Data::new(Upstreams {
                 app: upstream_client::build(tls.clone(), timeouts),
                 ory: upstream_client::build(tls.clone(), timeouts),
             });
+            let live = worker_live.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(upstreams)
@@ -113,6 +118,7 @@ impl Proxy {
         Ok(Proxy {
             addr,
             settings,
+            live,
             loader,
             server,
         })
