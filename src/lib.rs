@@ -1,10 +1,13 @@
 //! ory-proxy: an identity-aware reverse proxy, a drop-in for `ory proxy`.
 //!
 //! Data flows one way: [`cli`] (flags) → [`config`] (layering, validation, the live snapshot)
+//! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
 
 pub mod cli;
 pub mod config;
+pub mod emulator;
+pub mod keys;
 pub mod proxy;
 pub mod server;
-pub mod emulator;
+pub mod sessions;

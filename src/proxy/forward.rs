@@ -10,6 +10,7 @@ use super::error::{ProxyError, Upstream};
 use super::request_headers::{write_upstream_headers, RequestContext};
 use super::response_headers::{copy_response_headers, ResponseContext};
 use super::{route, websocket, AccessTag, ProxyState, Upstreams};
+use crate::sessions::Auth;
 
 /// The upstream URL for a routed request.
 fn upstream_url(state: &ProxyState, upstream: Upstream, path_and_query: &str) -> String {
@@ -43,9 +44,16 @@ pub async fn forward(
     let live = state.live.snapshot();
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
+    // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.
+    let auth = match (&state.sessions, routed.upstream) {
+        (Some(sessions), Upstream::App) => {
+            Some(sessions.authorize(req.headers(), &live, &clients.ory).await)
+        }
+        _ => None,
+    };
     req.extensions_mut().insert(AccessTag {
         upstream: routed.upstream.as_str(),
-        auth: "off",
+        auth: auth.as_ref().map_or("off", Auth::label),
     });
     let client = match routed.upstream {
         Upstream::App => &clients.app,
@@ -57,7 +65,8 @@ pub async fn forward(
         peer: req.peer_addr().map(|a| a.ip()),
         fixed: &state.fixed,
         constants: &state.constants,
-        drop_authorization: false,
+        drop_authorization: auth.is_some(),
+        authorization: auth.as_ref().and_then(Auth::header),
     };
 
     if is_websocket_upgrade(&req) {
@@ -89,6 +98,17 @@ pub async fn forward(
         }
     };
     let mut res = sent.map_err(|e| ProxyError::from_send(routed.upstream, e))?;
+    if let (Some(sessions), Upstream::Ory) = (&state.sessions, routed.upstream) {
+        sessions
+            .observe_ory_answer(
+                req.headers(),
+                routed.path_and_query,
+                res.status(),
+                res.headers(),
+                &live,
+            )
+            .await;
+    }
 
     let mut builder = HttpResponse::build(res.status());
     let rctx = ResponseContext {

@@ -22,6 +22,7 @@ pub mod websocket;
 use std::sync::Arc;
 
 use crate::config::{Fixed, LiveSettings};
+use crate::sessions::SessionCache;
 pub use error::{ProxyError, Upstream};
 pub use request_headers::OutboundConstants;
 
@@ -30,6 +31,8 @@ pub struct ProxyState {
     pub fixed: Arc<Fixed>,
     pub live: LiveSettings,
     pub constants: OutboundConstants,
+    /// The session → JWT cache; `None` with `--no-jwt`.
+    pub sessions: Option<SessionCache>,
 }
 
 /// The awc clients of one worker.

@@ -91,6 +91,8 @@ pub struct RequestContext<'a> {
     /// Drop the client's `Authorization` (app-bound requests: only the proxy's JWT may reach
     /// the app).
     pub drop_authorization: bool,
+    /// The proxy's own `Authorization` (the session JWT), set after the client's is dropped.
+    pub authorization: Option<&'a HeaderValue>,
 }
 
 /// Writes the headers for the upstream request into `out`.
@@ -138,6 +140,10 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
         if let Ok(v) = HeaderValue::from_str(&xff) {
             out.insert(HeaderName::from_static("x-forwarded-for"), v);
         }
+    }
+
+    if let Some(a) = ctx.authorization {
+        out.insert(header::AUTHORIZATION, a.clone());
     }
 
     let c = ctx.constants;
@@ -213,6 +219,7 @@ mod tests {
             fixed: f,
             constants: &c,
             drop_authorization: false,
+            authorization: None,
         };
         write_upstream_headers(&h, &mut out, &ctx);
         out

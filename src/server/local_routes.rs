@@ -1,8 +1,27 @@
-//! Routes the proxy answers itself: health (SPEC §4).
+//! Routes the proxy answers itself (SPEC §4): the JWKS and health.
 
-use actix_web::{http::header, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, HttpMessage as _, HttpRequest, HttpResponse};
 
-use crate::proxy::AccessTag;
+use crate::proxy::{AccessTag, ProxyState};
+
+/// The public JWKS; 404 with `--no-jwt` (there is nothing to verify).
+pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
+    req.extensions_mut().insert(AccessTag {
+        upstream: "proxy",
+        auth: "off",
+    });
+    match &state.sessions {
+        Some(s) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            // Short: a rotation publishes the new key ahead of using it, and verifiers that
+            // see an unknown kid refetch anyway.
+            .insert_header((header::CACHE_CONTROL, "public, max-age=30"))
+            .body(s.keys().ring().jwks.clone()),
+        None => HttpResponse::NotFound()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(r#"{"error":{"code":404,"status":"Not Found","message":"JWT is off (--no-jwt): no JWKS"}}"#),
+    }
+}
 
 pub async fn health(req: HttpRequest) -> HttpResponse {
     req.extensions_mut().insert(AccessTag {

@@ -15,8 +15,10 @@ use actix_web::{web, App, HttpServer};
 
 use crate::cli::Cli;
 use crate::config::{ConfigError, LiveSettings, Loader, Settings};
+use crate::keys::{KeyError, KeyHandle};
 use crate::proxy::upstream_client::{self, Timeouts, TlsSetupError};
 use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
+use crate::sessions::SessionCache;
 
 /// How long in-flight requests may run on after SIGINT/SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -33,6 +35,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("invalid header value derived from the configuration: {0}")]
     Header(#[from] actix_web::http::header::InvalidHeaderValue),
     #[error("server: {0}")]
@@ -58,6 +62,7 @@ pub struct Proxy {
     pub live: LiveSettings,
     loader: Loader,
     server: actix_web::dev::Server,
+    state: web::Data<ProxyState>,
 }
 
 impl Proxy {
@@ -80,10 +85,20 @@ impl Proxy {
         let live = LiveSettings::new(settings.live.clone());
         log::set_max_level(settings.live.log_level);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
+        let sessions = if fixed.no_jwt {
+            None
+        } else {
+            let ttl_source = live.clone();
+            let keys = KeyHandle::start(fixed.keys_file.as_deref(), move || {
+                ttl_source.snapshot().jwt.ttl
+            })?;
+            Some(SessionCache::start(live.clone(), keys, &fixed.ory_base))
+        };
         let state = web::Data::new(ProxyState {
             constants: OutboundConstants::new(&fixed)?,
             fixed: fixed.clone(),
             live: live.clone(),
+            sessions,
         });
         let timeouts = Timeouts {
             connect: fixed.connect_timeout,
@@ -91,7 +106,9 @@ impl Proxy {
         };
 
         let worker_live = live.clone();
+        let worker_state = state.clone();
         let server = HttpServer::new(move || {
+            let state = worker_state.clone();
             let upstreams = web::Data::new(Upstreams {
                 app: upstream_client::build(tls.clone(), timeouts),
                 ory: upstream_client::build(tls.clone(), timeouts),
@@ -100,6 +117,10 @@ impl Proxy {
             App::new()
                 .app_data(state.clone())
                 .app_data(upstreams)
+                .service(
+                    web::resource(["/.ory/jwks.json", "/.ory/proxy/jwks.json"])
+                        .to(local_routes::jwks),
+                )
                 .service(
                     web::scope("/.ory/proxy/health")
                         .route("/alive", web::get().to(local_routes::health))
@@ -121,12 +142,26 @@ impl Proxy {
             live,
             loader,
             server,
+            state,
         })
     }
 
     /// The loader, for the watcher: reloads use the same flags and environment.
     pub fn loader(&self) -> &Loader {
         &self.loader
+    }
+
+    /// The JWT signing key id, `None` with `--no-jwt`.
+    pub fn key_id(&self) -> Option<String> {
+        self.state
+            .sessions
+            .as_ref()
+            .map(|s| s.keys().ring().signing.kid.clone())
+    }
+
+    /// The session cache (and through it the key actor), `None` with `--no-jwt`.
+    pub fn sessions(&self) -> Option<&SessionCache> {
+        self.state.sessions.as_ref()
     }
 
     /// A handle to stop the server from elsewhere (tests, signals).
@@ -214,9 +249,10 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result: Result<(), StartError> = system.block_on(async move {
         let proxy = Proxy::start(loader)?;
+        let kid = proxy.key_id();
         let facts = banner::BannerFacts {
             listen: proxy.addr,
-            jwt: None,
+            jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
         eprint!("{}", banner::banner(&proxy.settings, &facts));

@@ -1,0 +1,179 @@
+//! Which parts of a request identify a session (SPEC §6): the cookies named in
+//! `[session].cookie_names`, `X-Session-Token`, `Authorization`. Only those are sent to
+//! whoami and hashed into the cache key, so CSRF and app cookies neither fragment the cache
+//! nor reach Ory's session check.
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::settings::SessionLive;
+
+/// The cache key: SHA-256 over the credentials, so neither tokens nor a cheap collision sit
+/// in the cache's key space.
+pub type CredentialKey = [u8; 32];
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key: CredentialKey,
+    /// `name=value; name=value` of the session cookies only.
+    pub cookie: Option<String>,
+    pub session_token: Option<HeaderValue>,
+    pub authorization: Option<HeaderValue>,
+}
+
+pub const X_SESSION_TOKEN: &str = "x-session-token";
+
+/// `None` when the request carries no credential at all (no whoami for it).
+pub fn extract(headers: &HeaderMap, session: &SessionLive) -> Option<Credentials> {
+    let mut cookie = String::new();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(v) = value.to_str() else { continue };
+        for pair in v.split(';') {
+            let pair = pair.trim();
+            let name = pair.split('=').next().unwrap_or("").trim();
+            if !name.is_empty() && session.is_session_cookie(name) {
+                if !cookie.is_empty() {
+                    cookie.push_str("; ");
+                }
+                cookie.push_str(pair);
+            }
+        }
+    }
+    let session_token = headers.get(X_SESSION_TOKEN).cloned();
+    let authorization = headers.get(header::AUTHORIZATION).cloned();
+    if cookie.is_empty() && session_token.is_none() && authorization.is_none() {
+        return None;
+    }
+    let mut h = Sha256::new();
+    for part in [
+        cookie.as_bytes(),
+        session_token.as_ref().map_or(&[][..], |v| v.as_bytes()),
+        authorization.as_ref().map_or(&[][..], |v| v.as_bytes()),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    Some(Credentials {
+        key: h.finalize().into(),
+        cookie: (!cookie.is_empty()).then_some(cookie),
+        session_token,
+        authorization,
+    })
+}
+
+/// Whether a `Set-Cookie` value deletes one of the session cookies (a logout seen through the
+/// proxy): empty value, `Max-Age<=0`, or an `Expires` in the past.
+pub fn clears_session_cookie(set_cookie: &str, session: &SessionLive) -> bool {
+    let mut parts = set_cookie.split(';');
+    let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else {
+        return false;
+    };
+    if !session.is_session_cookie(name.trim()) {
+        return false;
+    }
+    if value.trim().trim_matches('"').is_empty() {
+        return true;
+    }
+    parts.any(|a| {
+        let Some((k, v)) = a.split_once('=') else {
+            return false;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("max-age") {
+            return v.parse::<i64>().is_ok_and(|n| n <= 0);
+        }
+        if k.eq_ignore_ascii_case("expires") {
+            return httpdate::parse_http_date(v).is_ok_and(|t| t <= std::time::SystemTime::now());
+        }
+        false
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderName;
+
+    fn session() -> SessionLive {
+        SessionLive {
+            cookie_names: vec!["ory_session_*".into(), "ory_kratos_session".into()],
+            cache_ttl: std::time::Duration::from_secs(10),
+            cache_max_entries: 10,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn no_credentials_no_lookup() {
+        assert!(extract(
+            &headers(&[("cookie", "csrf_token_x=1; theme=dark")]),
+            &session()
+        )
+        .is_none());
+        assert!(extract(&headers(&[]), &session()).is_none());
+    }
+
+    #[test]
+    fn only_session_cookies_are_kept_and_keyed() {
+        let a = extract(
+            &headers(&[("cookie", "csrf_token_x=1; ory_kratos_session=abc")]),
+            &session(),
+        )
+        .unwrap();
+        let b = extract(
+            &headers(&[("cookie", "ory_kratos_session=abc; csrf_token_x=2")]),
+            &session(),
+        )
+        .unwrap();
+        assert_eq!(a.cookie.as_deref(), Some("ory_kratos_session=abc"));
+        assert_eq!(a.key, b.key, "CSRF cookies must not fragment the cache");
+        let c = extract(
+            &headers(&[("cookie", "ory_kratos_session=abd")]),
+            &session(),
+        )
+        .unwrap();
+        assert_ne!(a.key, c.key);
+    }
+
+    #[test]
+    fn token_and_authorization_are_credentials() {
+        let t = extract(&headers(&[("x-session-token", "t")]), &session()).unwrap();
+        let a = extract(&headers(&[("authorization", "t")]), &session()).unwrap();
+        assert_ne!(
+            t.key, a.key,
+            "the same bytes in different headers are different credentials"
+        );
+    }
+
+    #[test]
+    fn logout_cookie_detection() {
+        let s = session();
+        assert!(clears_session_cookie(
+            "ory_kratos_session=; Path=/; Max-Age=0",
+            &s
+        ));
+        assert!(clears_session_cookie(
+            "ory_session_abc=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            &s
+        ));
+        assert!(clears_session_cookie(
+            "ory_kratos_session=x; Max-Age=-1",
+            &s
+        ));
+        assert!(!clears_session_cookie(
+            "ory_kratos_session=x; Max-Age=3600",
+            &s
+        ));
+        assert!(!clears_session_cookie("csrf_token_1=; Max-Age=0", &s));
+    }
+}

@@ -1,0 +1,255 @@
+//! The session actor: the cached session → JWT lookup (SPEC §6).
+//!
+//! The request path reads the cache directly (moka is lock-free on hits) and, on a miss, makes
+//! the whoami call itself under moka's single-flight: concurrent misses for one credential
+//! wait for one call, and no request ever waits on a mailbox. The actor task owns the cache's
+//! lifecycle: it rebuilds it when `[session].cache_max_entries` changes on reload.
+//!
+//! Per credential: at most one whoami per `cache_ttl`, never past the session's `expires_at`;
+//! 401/403 answers are cached too (an expired cookie must not hammer Ory); failures are not.
+//! The minted token is kept with the entry and reused while half its lifetime remains.
+
+pub mod credentials;
+pub mod mint;
+pub mod whoami;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use moka::future::Cache;
+use tokio::sync::mpsc;
+
+use crate::config::{Live, LiveSettings};
+use crate::keys::KeyHandle;
+use credentials::CredentialKey;
+use mint::Minted;
+use whoami::{ActiveSession, Whoami};
+
+/// A cached whoami answer.
+pub enum Entry {
+    Active {
+        session: ActiveSession,
+        token: ArcSwapOption<Minted>,
+    },
+    Anonymous,
+}
+
+/// What the proxy does with an app-bound request's `Authorization`.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// An active session: `Authorization: Bearer <jwt>`.
+    Jwt(HeaderValue),
+    /// Credentials, but no active session.
+    Anonymous,
+    /// No credential in the request: no lookup was made.
+    NoCredentials,
+    /// Ory could not answer; the request goes on anonymous.
+    Unavailable,
+}
+
+impl Auth {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Auth::Jwt(_) => "jwt",
+            Auth::Anonymous => "anonymous",
+            Auth::NoCredentials => "none",
+            Auth::Unavailable => "ory-unavailable",
+        }
+    }
+
+    pub fn header(&self) -> Option<&HeaderValue> {
+        match self {
+            Auth::Jwt(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+type SessionMap = Cache<CredentialKey, Arc<Entry>>;
+
+enum Cmd {
+    Resize(u64),
+}
+
+struct Inner {
+    cache: ArcSwap<SessionMap>,
+    live: LiveSettings,
+    keys: KeyHandle,
+    whoami_url: String,
+    /// Set while Ory fails, so one warning is logged per failure burst, not per request.
+    degraded: AtomicBool,
+    tx: mpsc::Sender<Cmd>,
+}
+
+/// Cloneable handle to the session actor.
+#[derive(Clone)]
+pub struct SessionCache(Arc<Inner>);
+
+struct EntryExpiry {
+    live: LiveSettings,
+}
+
+impl moka::Expiry<CredentialKey, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CredentialKey,
+        value: &Arc<Entry>,
+        _now: Instant,
+    ) -> Option<Duration> {
+        let ttl = self.live.snapshot().session.cache_ttl;
+        let until_expiry = match &**value {
+            Entry::Active { session, .. } => session.expires_at.map(|t| {
+                t.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+            }),
+            Entry::Anonymous => None,
+        };
+        Some(until_expiry.map_or(ttl, |d| d.min(ttl)))
+    }
+}
+
+fn build_cache(live: &LiveSettings, capacity: u64) -> SessionMap {
+    Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(EntryExpiry { live: live.clone() })
+        .build()
+}
+
+impl SessionCache {
+    /// Builds the cache and spawns the actor on the current runtime.
+    pub fn start(live: LiveSettings, keys: KeyHandle, ory_base: &str) -> SessionCache {
+        let capacity = live.snapshot().session.cache_max_entries;
+        let (tx, mut rx) = mpsc::channel(4);
+        let inner = Arc::new(Inner {
+            cache: ArcSwap::from_pointee(build_cache(&live, capacity)),
+            live,
+            keys,
+            whoami_url: format!("{ory_base}/sessions/whoami"),
+            degraded: AtomicBool::new(false),
+            tx,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(Cmd::Resize(capacity)) = rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.cache.load().policy().max_capacity() != Some(capacity) {
+                    inner
+                        .cache
+                        .store(Arc::new(build_cache(&inner.live, capacity)));
+                    log::info!("session cache rebuilt for {capacity} entries");
+                }
+            }
+        });
+        SessionCache(inner)
+    }
+
+    pub fn keys(&self) -> &KeyHandle {
+        &self.0.keys
+    }
+
+    /// Decides the `Authorization` an app-bound request gets. `ory` is the calling worker's
+    /// client for Ory.
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        live: &Arc<Live>,
+        ory: &awc::Client,
+    ) -> Auth {
+        let Some(creds) = credentials::extract(headers, &live.session) else {
+            return Auth::NoCredentials;
+        };
+        let cache = self.0.cache.load_full();
+        if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
+            let _ = self
+                .0
+                .tx
+                .try_send(Cmd::Resize(live.session.cache_max_entries));
+        }
+        let url = &self.0.whoami_url;
+        let looked_up = cache
+            .try_get_with(creds.key, async {
+                whoami::call(ory, url, &creds).await.map(|w| {
+                    Arc::new(match w {
+                        Whoami::Active(session) => Entry::Active {
+                            session,
+                            token: ArcSwapOption::empty(),
+                        },
+                        Whoami::Anonymous => Entry::Anonymous,
+                    })
+                })
+            })
+            .await;
+        let entry = match looked_up {
+            Ok(e) => {
+                if self.0.degraded.swap(false, Ordering::Relaxed) {
+                    log::info!("Ory answers whoami again; sessions are recognised");
+                }
+                e
+            }
+            Err(e) => {
+                if !self.0.degraded.swap(true, Ordering::Relaxed) {
+                    log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");
+                }
+                return Auth::Unavailable;
+            }
+        };
+        let Entry::Active { session, token } = &*entry else {
+            return Auth::Anonymous;
+        };
+        let now = mint::unix_now();
+        if let Some(m) = token.load().as_deref() {
+            if m.reusable(now, live) {
+                return Auth::Jwt(m.header.clone());
+            }
+        }
+        match mint::mint(session, &self.0.keys.ring(), live) {
+            Ok(m) => {
+                let h = m.header.clone();
+                token.store(Some(Arc::new(m)));
+                Auth::Jwt(h)
+            }
+            Err(mint::MintError::Expired) => {
+                cache.invalidate(&creds.key).await;
+                Auth::Anonymous
+            }
+            Err(e) => {
+                log::error!("{e}");
+                Auth::Anonymous
+            }
+        }
+    }
+
+    /// Called with every Ory answer: a successful logout, or an answer that deletes a session
+    /// cookie, evicts the request's credentials at once.
+    pub async fn observe_ory_answer(
+        &self,
+        request_headers: &HeaderMap,
+        ory_path: &str,
+        status: StatusCode,
+        answer_headers: &HeaderMap,
+        live: &Live,
+    ) {
+        let path = ory_path.split('?').next().unwrap_or("");
+        let logout = path.starts_with("/self-service/logout")
+            && !path.starts_with("/self-service/logout/browser")
+            && !path.starts_with("/self-service/logout/api")
+            && (status.is_success() || status.is_redirection());
+        let clears = || {
+            answer_headers
+                .get_all(header::SET_COOKIE)
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| credentials::clears_session_cookie(v, &live.session))
+        };
+        if !(logout || clears()) {
+            return;
+        }
+        if let Some(creds) = credentials::extract(request_headers, &live.session) {
+            self.0.cache.load().invalidate(&creds.key).await;
+            log::debug!("session logged out through the proxy: cache entry evicted");
+        }
+    }
+}
