@@ -70,7 +70,7 @@ impl CorsPolicy {
             return false;
         };
         let o = o.to_ascii_lowercase();
-        self.exact.iter().any(|e| *e == o)
+        self.exact.contains(&o)
             || self.wildcards.iter().any(|(p, s)| {
                 o.len() >= p.len() + s.len() && o.starts_with(p.as_str()) && o.ends_with(s.as_str())
             })

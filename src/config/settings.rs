@@ -273,6 +273,14 @@ pub fn validate(l: &Layered, bound_port: Option<u16>) -> Result<Settings, Config
     })
 }
 
+/// The live part of `l` computed against `fixed` (the running fixed settings) instead of the
+/// fixed part `l` itself yields. A reload whose restart-only keys changed must not leak them into
+/// the live settings: the CORS policy holds the publish origin and `dev`, and the default
+/// redirect and JWT issuer default to fixed URLs.
+pub fn live_for(l: &Layered, fixed: &Fixed) -> Result<Live, ConfigError> {
+    validate_live(&V { l }, fixed)
+}
+
 fn validate_live(v: &V<'_>, fixed: &Fixed) -> Result<Live, ConfigError> {
     let r = &v.l.raw;
     let cookie_domain = {

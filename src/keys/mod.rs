@@ -71,6 +71,17 @@ struct KeyActor {
     ring: Arc<ArcSwap<KeyRing>>,
     /// Lifetime of the tokens the proxy mints, for how long a retired key must stay.
     token_lifetime: Box<dyn Fn() -> Duration + Send>,
+    /// Registered in [`KeyHandle::start`], before the banner: a SIGUSR1 that arrived before the
+    /// actor first ran would otherwise meet the default action and kill the process.
+    #[cfg(unix)]
+    usr1: Option<tokio::signal::unix::Signal>,
+}
+
+/// How long a SIGUSR1 rotation publishes the new key before signing with it: half the token
+/// lifetime, at most 30 s (the JWKS' `Cache-Control: max-age`), so verifiers that cached the
+/// JWKS just before the rotation have refetched it when the first new token arrives.
+pub fn signal_publish_ahead(token_lifetime: Duration) -> Duration {
+    (token_lifetime / 2).min(Duration::from_secs(30))
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -250,8 +261,7 @@ impl KeyActor {
 
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         #[cfg(unix)]
-        let mut usr1 =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
+        let mut usr1 = self.usr1.take();
         loop {
             let next_expiry = self.expire_retired();
             let wait = next_expiry
@@ -275,8 +285,9 @@ impl KeyActor {
                     None => return,
                 },
                 Some(()) = usr1_recv => {
-                    let keep = (self.token_lifetime)() + Duration::from_secs(5);
-                    if let Err(e) = self.rotate(Duration::ZERO, keep).await {
+                    let ttl = (self.token_lifetime)();
+                    let keep = ttl + Duration::from_secs(5);
+                    if let Err(e) = self.rotate(signal_publish_ahead(ttl), keep).await {
                         log::error!("key rotation failed: {e}");
                     }
                 }
@@ -306,6 +317,9 @@ impl KeyHandle {
             retired,
             ring: ring.clone(),
             token_lifetime: Box::new(token_lifetime),
+            #[cfg(unix)]
+            usr1: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .ok(),
         };
         tokio::spawn(actor.run(rx));
         Ok(KeyHandle { ring, tx })
@@ -356,7 +370,7 @@ mod tests {
         let ring = h.ring();
         let text = std::str::from_utf8(&ring.jwks).unwrap();
         assert!(!text.contains("\"d\""), "{text}");
-        assert_eq!(kids_in(&ring), [ring.signing.kid.clone()]);
+        assert_eq!(kids_in(&ring), std::slice::from_ref(&ring.signing.kid));
     }
 
     #[tokio::test]

@@ -1,0 +1,365 @@
+//! The emulator's in-memory database: identities, sessions, self-service flows, logout tokens,
+//! plus the knobs and counters the tests read and turn.
+//!
+//! Everything sits behind one `Mutex`: the emulator serves tests and demos, not production
+//! traffic, and one lock keeps every operation trivially consistent.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use super::RecordedRequest;
+
+/// How long a login or registration flow may be submitted (Kratos' default is one hour).
+pub(crate) const FLOW_LIFESPAN: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub id: String,
+    pub email: String,
+    /// Kept in clear: this is a test double, and no real secret ever reaches it.
+    pub password: Option<String>,
+    pub created_at: SystemTime,
+    pub verifiable_address_id: String,
+    pub recovery_address_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Device {
+    pub id: String,
+    pub ip_address: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub id: String,
+    pub token: String,
+    pub identity_id: String,
+    pub issued_at: SystemTime,
+    pub expires_at: SystemTime,
+    /// False once revoked (logout, [`Store::expire_session`]).
+    pub revoked: bool,
+    pub device: Device,
+}
+
+impl Session {
+    pub fn is_active(&self, now: SystemTime) -> bool {
+        !self.revoked && now < self.expires_at
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlowKind {
+    Login,
+    Registration,
+}
+
+/// A message shown on the whole form or on one field (Kratos' `uiText`).
+#[derive(Debug, Clone)]
+pub(crate) struct UiText {
+    pub id: u32,
+    pub text: String,
+    pub kind: &'static str,
+}
+
+impl UiText {
+    pub fn error(id: u32, text: impl Into<String>) -> UiText {
+        UiText {
+            id,
+            text: text.into(),
+            kind: "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Flow {
+    pub id: String,
+    pub kind: FlowKind,
+    pub csrf_token: String,
+    pub return_to: Option<String>,
+    pub request_url: String,
+    pub issued_at: SystemTime,
+    pub expires_at: SystemTime,
+    pub updated_at: SystemTime,
+    /// Set once the user submitted a method (Kratos' `active`).
+    pub active: Option<&'static str>,
+    /// Errors about the whole submission.
+    pub messages: Vec<UiText>,
+    /// Errors about one field, keyed by the field's name.
+    pub field_messages: Vec<(String, UiText)>,
+    /// Values the user typed, shown again after an error (never the password).
+    pub values: HashMap<String, String>,
+}
+
+impl Flow {
+    pub fn new(
+        kind: FlowKind,
+        csrf_token: String,
+        return_to: Option<String>,
+        request_url: String,
+    ) -> Flow {
+        let now = SystemTime::now();
+        Flow {
+            id: new_id(),
+            kind,
+            csrf_token,
+            return_to,
+            request_url,
+            issued_at: now,
+            expires_at: now + FLOW_LIFESPAN,
+            updated_at: now,
+            active: None,
+            messages: Vec::new(),
+            field_messages: Vec::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        now >= self.expires_at
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    identities: HashMap<String, Identity>,
+    /// Lower-cased email → identity id: Kratos treats identifiers case-insensitively.
+    by_email: HashMap<String, String>,
+    /// Session token → session.
+    sessions: HashMap<String, Session>,
+    flows: HashMap<String, Flow>,
+    /// Logout token → session token.
+    logout_tokens: HashMap<String, String>,
+}
+
+/// Why an identity could not be created.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CreateIdentityError {
+    #[error("an account with the same identifier exists already")]
+    Duplicate,
+}
+
+pub(crate) struct Store {
+    tables: Mutex<Tables>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    recording: AtomicBool,
+    whoami_calls: AtomicU64,
+    whoami_delay_nanos: AtomicU64,
+    whoami_failure: Mutex<Option<u16>>,
+}
+
+/// A poisoned lock only means a panic elsewhere; the tables are still usable, and the emulator
+/// must keep answering rather than cascade the panic into every later request.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A fresh random identifier (UUID v4), also used for tokens: 122 random bits are plenty.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A session token shaped like Kratos' (`ory_st_<random>`).
+fn new_session_token() -> String {
+    format!("ory_st_{}", uuid::Uuid::new_v4().simple())
+}
+
+impl Store {
+    pub fn new(whoami_delay: Duration) -> Store {
+        Store {
+            tables: Mutex::default(),
+            requests: Mutex::default(),
+            recording: AtomicBool::new(true),
+            whoami_calls: AtomicU64::new(0),
+            whoami_delay_nanos: AtomicU64::new(duration_nanos(whoami_delay)),
+            whoami_failure: Mutex::new(None),
+        }
+    }
+
+    // ---- request log and whoami knobs ----
+
+    pub fn record(&self, request: RecordedRequest) {
+        if self.recording.load(Ordering::Relaxed) {
+            lock(&self.requests).push(request);
+        }
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.requests).clear();
+    }
+
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    pub fn count_whoami(&self) {
+        self.whoami_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn whoami_calls(&self) -> u64 {
+        self.whoami_calls.load(Ordering::Relaxed)
+    }
+
+    pub fn whoami_delay(&self) -> Duration {
+        Duration::from_nanos(self.whoami_delay_nanos.load(Ordering::Relaxed))
+    }
+
+    pub fn set_whoami_delay(&self, d: Duration) {
+        self.whoami_delay_nanos
+            .store(duration_nanos(d), Ordering::Relaxed);
+    }
+
+    pub fn whoami_failure(&self) -> Option<u16> {
+        *lock(&self.whoami_failure)
+    }
+
+    pub fn set_whoami_failure(&self, status: Option<u16>) {
+        *lock(&self.whoami_failure) = status;
+    }
+
+    // ---- identities ----
+
+    pub fn identity_by_email(&self, email: &str) -> Option<Identity> {
+        let t = lock(&self.tables);
+        let id = t.by_email.get(&email.to_lowercase())?;
+        t.identities.get(id).cloned()
+    }
+
+    pub fn create_identity(
+        &self,
+        email: &str,
+        password: Option<&str>,
+    ) -> Result<Identity, CreateIdentityError> {
+        let mut t = lock(&self.tables);
+        let key = email.to_lowercase();
+        if t.by_email.contains_key(&key) {
+            return Err(CreateIdentityError::Duplicate);
+        }
+        let identity = Identity {
+            id: new_id(),
+            email: email.to_owned(),
+            password: password.map(str::to_owned),
+            created_at: SystemTime::now(),
+            verifiable_address_id: new_id(),
+            recovery_address_id: new_id(),
+        };
+        t.by_email.insert(key, identity.id.clone());
+        t.identities.insert(identity.id.clone(), identity.clone());
+        Ok(identity)
+    }
+
+    /// The identity with this email, created (without a password) when missing.
+    pub fn ensure_identity(&self, email: &str) -> Identity {
+        loop {
+            if let Some(found) = self.identity_by_email(email) {
+                return found;
+            }
+            // A concurrent creation can win between the look-up and the insert; look again.
+            if let Ok(created) = self.create_identity(email, None) {
+                return created;
+            }
+        }
+    }
+
+    /// The identity if the password matches.
+    pub fn check_password(&self, email: &str, password: &str) -> Option<Identity> {
+        self.identity_by_email(email)
+            .filter(|i| i.password.as_deref() == Some(password))
+    }
+
+    // ---- sessions ----
+
+    pub fn create_session(&self, identity_id: &str, lifespan: Duration, device: Device) -> Session {
+        let now = SystemTime::now();
+        let session = Session {
+            id: new_id(),
+            token: new_session_token(),
+            identity_id: identity_id.to_owned(),
+            issued_at: now,
+            expires_at: now + lifespan,
+            revoked: false,
+            device,
+        };
+        lock(&self.tables)
+            .sessions
+            .insert(session.token.clone(), session.clone());
+        session
+    }
+
+    /// The session for this token if it exists and is active.
+    pub fn active_session(&self, token: &str) -> Option<(Session, Identity)> {
+        let t = lock(&self.tables);
+        let session = t.sessions.get(token)?;
+        if !session.is_active(SystemTime::now()) {
+            return None;
+        }
+        let identity = t.identities.get(&session.identity_id)?;
+        Some((session.clone(), identity.clone()))
+    }
+
+    pub fn revoke_session(&self, token: &str) {
+        let mut t = lock(&self.tables);
+        if let Some(s) = t.sessions.get_mut(token) {
+            s.revoked = true;
+        }
+        t.logout_tokens
+            .retain(|_, session_token| session_token != token);
+    }
+
+    // ---- logout tokens ----
+
+    pub fn create_logout_token(&self, session_token: &str) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        lock(&self.tables)
+            .logout_tokens
+            .insert(token.clone(), session_token.to_owned());
+        token
+    }
+
+    /// Consumes the logout token and revokes its session. False when the token is unknown.
+    pub fn logout(&self, logout_token: &str) -> bool {
+        let session_token = lock(&self.tables).logout_tokens.remove(logout_token);
+        match session_token {
+            Some(session_token) => {
+                self.revoke_session(&session_token);
+                true
+            }
+            None => false,
+        }
+    }
+
+    // ---- flows ----
+
+    pub fn insert_flow(&self, flow: Flow) {
+        lock(&self.tables).flows.insert(flow.id.clone(), flow);
+    }
+
+    pub fn flow(&self, id: &str, kind: FlowKind) -> Option<Flow> {
+        lock(&self.tables)
+            .flows
+            .get(id)
+            .filter(|f| f.kind == kind)
+            .cloned()
+    }
+
+    /// Replaces a stored flow (after an unsuccessful submission).
+    pub fn update_flow(&self, flow: Flow) {
+        self.insert_flow(flow);
+    }
+
+    /// A completed flow cannot be submitted again.
+    pub fn remove_flow(&self, id: &str) {
+        lock(&self.tables).flows.remove(id);
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
