@@ -1,7 +1,8 @@
 //! ory-proxy: an identity-aware reverse proxy, a drop-in for `ory proxy`.
 //!
 //! Data flows one way: [`cli`] (flags) → [`config`] (layering, validation, the live snapshot)
-//! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache)
+//! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache;
+//! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
 
 pub mod cli;
@@ -11,3 +12,4 @@ pub mod keys;
 pub mod proxy;
 pub mod server;
 pub mod sessions;
+pub mod watcher;

@@ -17,6 +17,7 @@
 mod config;
 mod context;
 mod cookies;
+pub mod demo_app;
 mod error;
 mod flows;
 mod handle;

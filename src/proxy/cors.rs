@@ -123,7 +123,24 @@ pub async fn preflight_layer(
             return Ok(req.into_response(res).map_into_right_body());
         }
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    // One snapshot for the whole request (see `RequestLive`). actix-cors decides
+    // Access-Control-Allow-Origin from its own read of the live settings, which a reload can
+    // change before the handler reads them; its decision is brought in line below.
+    let snapshot = req
+        .app_data::<web::Data<ProxyState>>()
+        .map(|s| s.live.snapshot());
+    if let Some(s) = &snapshot {
+        req.extensions_mut().insert(super::RequestLive(s.clone()));
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut res = next.call(req).await?;
+    if let (Some(s), Some(origin)) = (snapshot, origin) {
+        let headers = res.headers_mut();
+        if s.cors.allows_origin(origin.as_bytes()) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        } else {
+            headers.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        }
+    }
+    Ok(res.map_into_left_body())
 }

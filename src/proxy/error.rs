@@ -39,6 +39,8 @@ pub enum ProxyError {
     BadAnswer { upstream: Upstream, detail: String },
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("request headers too large: {0} bytes, at most {max} allowed", max = super::request_headers::MAX_REQUEST_HEADER_BYTES)]
+    HeadersTooLarge(usize),
 }
 
 impl ProxyError {
@@ -68,6 +70,7 @@ impl ResponseError for ProxyError {
             }
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 

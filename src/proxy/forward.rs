@@ -7,7 +7,9 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use super::body_rewrite::{self, Encoding, MAX_REWRITE_BODY};
 use super::error::{ProxyError, Upstream};
-use super::request_headers::{write_upstream_headers, RequestContext};
+use super::request_headers::{
+    header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
+};
 use super::response_headers::{copy_response_headers, ResponseContext};
 use super::{route, websocket, AccessTag, ProxyState, Upstreams};
 use crate::sessions::Auth;
@@ -41,7 +43,11 @@ pub async fn forward(
     state: web::Data<ProxyState>,
     clients: web::Data<Upstreams>,
 ) -> Result<HttpResponse, ProxyError> {
-    let live = state.live.snapshot();
+    let size = header_bytes(req.headers());
+    if size > MAX_REQUEST_HEADER_BYTES {
+        return Err(ProxyError::HeadersTooLarge(size));
+    }
+    let live = super::RequestLive::of(&req, &state.live);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
     // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.

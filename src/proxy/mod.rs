@@ -41,6 +41,24 @@ pub struct Upstreams {
     pub ory: awc::Client,
 }
 
+/// The live settings one request runs on: taken once by the outermost CORS layer
+/// ([`cors::preflight_layer`]) and read by everything after it, so that a reload landing
+/// mid-request cannot give one response a mix of old and new settings (say the old CORS
+/// decision with the new welcome redirect).
+#[derive(Clone)]
+pub struct RequestLive(pub Arc<crate::config::Live>);
+
+impl RequestLive {
+    /// The request's snapshot, or a fresh one when no layer took it (a handler called alone).
+    pub fn of(req: &actix_web::HttpRequest, live: &LiveSettings) -> Arc<crate::config::Live> {
+        use actix_web::HttpMessage as _;
+        match req.extensions().get::<RequestLive>() {
+            Some(r) => r.0.clone(),
+            None => live.snapshot(),
+        }
+    }
+}
+
 /// What the access log reports about a request, left in the request's extensions by the
 /// handler that served it.
 #[derive(Debug, Clone, Copy)]

@@ -19,6 +19,18 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::PROXY_AUTHENTICATE,
 ];
 
+/// Request headers larger than this in total (names, values, separators) are refused with 431
+/// instead of being sent on: actix-http alone accepts up to 128 KiB.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
+
+/// The size of a header block as it appears on the wire (`name: value\r\n` per line).
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
 /// Names listed in every `Connection` header value, lowercase.
 pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -48,6 +60,42 @@ fn is_ory_control(name: &HeaderName) -> bool {
 fn is_forwarding(name: &HeaderName) -> bool {
     let n = name.as_str();
     n == "forwarded" || n.starts_with("x-forwarded-")
+}
+
+/// The `Accept-Encoding` sent to Ory: the client's codings that the proxy can decode (to rewrite
+/// the body), at most [`super::body_rewrite::ORY_ACCEPT_ENCODING`]. Asking Ory for gzip on
+/// behalf of a client that did not accept it would hand that client a body it cannot read.
+fn ory_accept_encoding(inbound: &HeaderMap) -> HeaderValue {
+    let (mut gzip, mut deflate) = (false, false);
+    for item in inbound
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        if refused {
+            continue;
+        }
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = true,
+            "deflate" => deflate = true,
+            "*" => (gzip, deflate) = (true, true),
+            _ => {}
+        }
+    }
+    HeaderValue::from_static(match (gzip, deflate) {
+        (true, true) => super::body_rewrite::ORY_ACCEPT_ENCODING,
+        (true, false) => "gzip, identity;q=0.5",
+        (false, true) => "deflate, identity;q=0.5",
+        (false, false) => "identity",
+    })
 }
 
 /// Header values computed once at start.
@@ -180,10 +228,7 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
                 t.clone(),
             );
         }
-        out.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static(super::body_rewrite::ORY_ACCEPT_ENCODING),
-        );
+        out.insert(header::ACCEPT_ENCODING, ory_accept_encoding(inbound));
     }
 }
 

@@ -44,6 +44,7 @@ pub fn copy_response_headers(
             || *name == header::CONTENT_LENGTH
             || *name == header::ACCESS_CONTROL_ALLOW_ORIGIN
             || *name == header::ACCESS_CONTROL_ALLOW_CREDENTIALS
+            || *name == header::VARY
         {
             continue;
         }
@@ -65,6 +66,17 @@ pub fn copy_response_headers(
             continue;
         }
         out.append_header((name.clone(), value.clone()));
+    }
+    // One merged `Vary` line: the CORS layer extends only the first line and replaces the
+    // others, which would lose e.g. `Vary: Cookie` (a cache would then mix users' pages).
+    let vary: Vec<&[u8]> = upstream
+        .get_all(header::VARY)
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if !vary.is_empty() && !is_hop_by_hop(&header::VARY, &listed) {
+        if let Ok(v) = HeaderValue::from_bytes(&vary.join(&b", "[..])) {
+            out.append_header((header::VARY, v));
+        }
     }
 }
 

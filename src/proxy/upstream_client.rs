@@ -80,8 +80,10 @@ pub fn build(tls: Arc<rustls::ClientConfig>, t: Timeouts) -> awc::Client {
             });
     let connector = awc::Connector::new()
         .connector(tcp)
-        .rustls_0_23(tls)
+        // Order matters: `max_http_version` replaces the TLS connector with awc's default one
+        // (none with our features: "SSL is not supported"), so ours must be set after it.
         .max_http_version(awc::http::Version::HTTP_11)
+        .rustls_0_23(tls)
         .limit(0)
         .timeout(t.connect)
         .handshake_timeout(t.connect)

@@ -79,7 +79,9 @@ pub async fn relay(
         live,
     };
     copy_response_headers(res.headers(), &mut builder, &rctx);
-    builder.insert_header((header::UPGRADE, HeaderValue::from_static("websocket")));
+    // `upgrade` (not a plain header) marks the answer as an upgrade, so actix-http writes
+    // `Connection: upgrade` instead of `close, upgrade`, which WebSocket clients reject.
+    builder.upgrade(HeaderValue::from_static("websocket"));
     let accept = actix_http::ws::hash_key(key.as_bytes());
     if let Ok(v) = HeaderValue::from_bytes(&accept) {
         builder.insert_header((header::SEC_WEBSOCKET_ACCEPT, v));
@@ -117,5 +119,6 @@ pub async fn relay(
         },
     );
     let down = futures_util::stream::iter(first).chain(rest);
-    Ok(builder.streaming(down))
+    // A raw byte relay: no `Content-Type` on the 101 (`streaming` would add one).
+    Ok(builder.body(actix_web::body::BodyStream::new(down)))
 }

@@ -249,6 +249,20 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result: Result<(), StartError> = system.block_on(async move {
         let proxy = Proxy::start(loader)?;
+        // Hot reload (SPEC §3). Held until the server stops; dropping it stops the actor. With
+        // `watch = "off"` the actor still runs, without a file watch, so SIGHUP reloads.
+        let _watcher = match crate::watcher::WatcherHandle::spawn(
+            proxy.loader().clone(),
+            proxy.settings.fixed.clone(),
+            proxy.live.clone(),
+        ) {
+            Ok(h) => Some(h),
+            Err(crate::watcher::WatchError::NoConfigFile) => None,
+            Err(e) => {
+                log::warn!("{e}; proxy.toml is not reloaded");
+                None
+            }
+        };
         let kid = proxy.key_id();
         let facts = banner::BannerFacts {
             listen: proxy.addr,

@@ -172,24 +172,22 @@ impl SessionCache {
         let url = &self.0.whoami_url;
         let looked_up = cache
             .try_get_with(creds.key, async {
-                whoami::call(ory, url, &creds).await.map(|w| {
-                    Arc::new(match w {
-                        Whoami::Active(session) => Entry::Active {
-                            session,
-                            token: ArcSwapOption::empty(),
-                        },
-                        Whoami::Anonymous => Entry::Anonymous,
-                    })
-                })
-            })
-            .await;
-        let entry = match looked_up {
-            Ok(e) => {
+                let w = whoami::call(ory, url, &creds).await?;
+                // Only an answer from Ory ends an outage: a cache hit says nothing about it.
                 if self.0.degraded.swap(false, Ordering::Relaxed) {
                     log::info!("Ory answers whoami again; sessions are recognised");
                 }
-                e
-            }
+                Ok::<_, whoami::WhoamiError>(Arc::new(match w {
+                    Whoami::Active(session) => Entry::Active {
+                        session,
+                        token: ArcSwapOption::empty(),
+                    },
+                    Whoami::Anonymous => Entry::Anonymous,
+                }))
+            })
+            .await;
+        let entry = match looked_up {
+            Ok(e) => e,
             Err(e) => {
                 if !self.0.degraded.swap(true, Ordering::Relaxed) {
                     log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Drives the load benchmark (see bench/README.md). Called by bench/run.sh after the build.
+
+Servers (app, nginx, ory-proxy, the Ory emulator) are pinned to one core and wrk to the other,
+so they do not fight for a core; scenarios run interleaved in rounds so machine drift hits all
+of them alike; the table reports medians. CPU cost is the server process's own utime+stime
+over the run divided by the requests it served.
+"""
+import os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "8"))
+CONC = int(os.environ.get("CONC", "64"))
+BIG_CONC = int(os.environ.get("BIG_CONC", "256"))
+SERVER_CPU = os.environ.get("SERVER_CPU", "0")
+LOAD_CPU = os.environ.get("LOAD_CPU", "1")
+CLK = os.sysconf("SC_CLK_TCK")
+OUT = os.path.join(ROOT, "target", "bench")
+os.makedirs(OUT, exist_ok=True)
+
+procs = []
+
+
+def spawn(args, **kw):
+    p = subprocess.Popen(["taskset", "-c", SERVER_CPU] + args, **kw)
+    procs.append(p)
+    return p
+
+
+def wait_port(port, deadline=10.0):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    sys.exit(f"nothing listens on {port}")
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def to_ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url, conc, headers=()):
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conc}", f"-d{DURATION}s", "--latency", url]
+    for h in headers:
+        cmd[5:5] = ["-H", h]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    lat = dict((p, to_ms(v, u)) for p, v, u in re.findall(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", out))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "requests": total, "p50": lat.get("50"), "p99": lat.get("99"),
+            "non2xx": int(errors.group(1)) if errors else 0, "sockerr": sock.group(1) if sock else ""}
+
+
+def start_ory(delay_ms, stats):
+    p = spawn([os.path.join(REL, "examples", "bench_ory"), str(delay_ms), stats], stdout=subprocess.PIPE, text=True)
+    url = p.stdout.readline().strip().split("=", 1)[1]
+    cookie = p.stdout.readline().strip().split("=", 1)[1]
+    return url, cookie
+
+
+def whoami_count(stats):
+    try:
+        with open(stats) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def start_proxy(port, ory_url, log=subprocess.DEVNULL):
+    env = dict(os.environ, RUST_LOG=os.environ.get("PROXY_RUST_LOG", "warn"))
+    p = spawn([os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port), "http://127.0.0.1:3100"],
+              env=env, stderr=log, stdout=subprocess.DEVNULL)
+    wait_port(port)
+    return p
+
+
+def first_200_ms(ory_url):
+    """Time from exec to the first 200 served (JWT on)."""
+    port = 3390
+    env = dict(os.environ, RUST_LOG="warn")
+    t0 = time.perf_counter()
+    p = subprocess.Popen([os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port), "http://127.0.0.1:3100"],
+                         env=env, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), 0.5)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                if s.recv(12).endswith(b"200"):
+                    return (time.perf_counter() - t0) * 1000
+            except OSError:
+                time.sleep(0.0005)
+            if time.perf_counter() - t0 > 10:
+                return float("nan")
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="ory-proxy-bench-")
+    app = spawn([os.path.join(REL, "examples", "bench_app"), "127.0.0.1:3100"], stderr=subprocess.DEVNULL)
+    wait_port(3100)
+    stats0, stats2 = os.path.join(tmp, "ory0"), os.path.join(tmp, "ory2")
+    ory0, cookie0 = start_ory(0, stats0)
+    ory2, cookie2 = start_ory(2, stats2)
+
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  upstream app {{ server 127.0.0.1:3100; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:3200 backlog=4096;
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffer_size 64k;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
+    }}
+  }}
+}}
+""")
+    nginx = spawn(["nginx", "-c", conf, "-p", tmp])
+    wait_port(3200)
+    nginx_pids = [nginx.pid] + [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
+
+    proxy = start_proxy(3300, ory0)
+    proxy2 = start_proxy(3301, ory2)
+
+    scenarios = [
+        ("direct", "http://127.0.0.1:3100/", [], [app.pid], None, CONC),
+        ("nginx", "http://127.0.0.1:3200/", [], nginx_pids, None, CONC),
+        ("ory-proxy anonymous", "http://127.0.0.1:3300/", [], [proxy.pid], None, CONC),
+        ("ory-proxy session (cache hit)", "http://127.0.0.1:3300/", [f"Cookie: {cookie0}"], [proxy.pid], stats0, CONC),
+        ("ory-proxy session, Ory 2 ms away", "http://127.0.0.1:3301/", [f"Cookie: {cookie2}"], [proxy2.pid], stats2, CONC),
+        ("direct /big", "http://127.0.0.1:3100/big", [], [app.pid], None, BIG_CONC),
+        ("nginx /big", "http://127.0.0.1:3200/big", [], nginx_pids, None, BIG_CONC),
+        ("ory-proxy /big", "http://127.0.0.1:3300/big", [], [proxy.pid], None, BIG_CONC),
+    ]
+    results = {s[0]: [] for s in scenarios}
+    # Warm-up: connection pools, the session cache, page cache.
+    for name, url, headers, pids, stats, conc in scenarios:
+        subprocess.run(["wrk", "-t1", "-c8", "-d1s", url] + sum((["-H", h] for h in headers), []), capture_output=True)
+    for r in range(ROUNDS):
+        for name, url, headers, pids, stats, conc in scenarios:
+            c0, w0 = cpu_ticks(pids), whoami_count(stats) if stats else 0
+            res = wrk(url, conc, headers)
+            time.sleep(0.3)  # let the stats file catch up
+            c1, w1 = cpu_ticks(pids), whoami_count(stats) if stats else 0
+            res["cpu_us"] = (c1 - c0) / CLK * 1e6 / max(res["requests"], 1)
+            res["whoami_per_1k"] = (w1 - w0) * 1000 / max(res["requests"], 1) if stats else None
+            results[name].append(res)
+            print(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms "
+                  f"cpu {res['cpu_us']:.1f} us/req errors {res['non2xx']} {res['sockerr']}", flush=True)
+    rss_kib = hwm_kib(proxy.pid)
+    startup = statistics.median(first_200_ms(ory0) for _ in range(5))
+
+    def med(name, key):
+        vals = [r[key] for r in results[name] if r[key] is not None]
+        return statistics.median(vals) if vals else None
+
+    lines = ["| scenario | req/s | p50 ms | p99 ms | vs direct | vs nginx | CPU µs/req (server) | whoami/1k req |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, *_ in scenarios:
+        base = "direct /big" if "/big" in name else "direct"
+        ng = "nginx /big" if "/big" in name else "nginx"
+        rps = med(name, "rps")
+        w = med(name, "whoami_per_1k")
+        lines.append(f"| {name} | {rps:.0f} | {med(name, 'p50'):.3f} | {med(name, 'p99'):.3f} | "
+                     f"{rps / med(base, 'rps'):.2f} | {rps / med(ng, 'rps'):.2f} | {med(name, 'cpu_us'):.1f} | "
+                     f"{'' if w is None else f'{w:.2f}'} |")
+    failed = sum(r["non2xx"] for v in results.values() for r in v)
+    lines.append("")
+    lines.append(f"ory-proxy peak RSS (VmHWM) after all runs incl. /big at c={BIG_CONC}: {rss_kib / 1024:.1f} MiB")
+    lines.append(f"exec → first 200 (JWT on), median of 5: {startup:.1f} ms")
+    lines.append(f"non-2xx responses over all runs: {failed}")
+    lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")
+    table = "\n".join(lines)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(table + "\n")
+    print("\n" + table)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=5)
+            except Exception:
+                p.kill()

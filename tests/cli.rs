@@ -1,0 +1,210 @@
+//! SPEC §2: every bad input ends with exit code 2 (usage) or 1 (runtime) and one clear line on
+//! stderr; `--check-config` prints the effective configuration.
+
+mod common;
+
+use common::{run_cli, Finished};
+
+const APP: &str = "http://127.0.0.1:3000";
+const ORY: &str = "http://127.0.0.1:4433";
+
+/// Exit code `code`, exactly one stderr line, and that line contains every needle.
+#[track_caller]
+fn assert_one_line(out: &Finished, code: i32, needles: &[&str]) {
+    assert_eq!(
+        out.code,
+        Some(code),
+        "exit code; stderr:\n{}\nstdout:\n{}",
+        out.stderr,
+        out.stdout
+    );
+    let lines = out.stderr_lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want one stderr line, got {}:\n{}",
+        lines.len(),
+        out.stderr
+    );
+    for n in needles {
+        assert!(
+            lines[0].contains(n),
+            "stderr line lacks {n:?}: {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn missing_application_url_is_a_usage_error() {
+    let out = run_cli(&["--sdk-url", ORY], &[], &[]);
+    assert_one_line(&out, 2, &["APPLICATION_URL"]);
+}
+
+#[test]
+fn no_ory_upstream_names_the_flags_and_env_vars() {
+    let out = run_cli(&[APP], &[], &[]);
+    assert_one_line(
+        &out,
+        2,
+        &["--project", "--sdk-url", "ORY_PROJECT_SLUG", "ORY_SDK_URL"],
+    );
+}
+
+#[test]
+fn project_and_sdk_url_flags_together_are_an_error() {
+    let out = run_cli(&["--project", "my-slug", "--sdk-url", ORY, APP], &[], &[]);
+    assert_one_line(&out, 2, &["--project", "--sdk-url"]);
+}
+
+#[test]
+fn project_and_sdk_url_env_vars_together_are_an_error() {
+    let out = run_cli(
+        &[APP],
+        &[("ORY_PROJECT_SLUG", "my-slug"), ("ORY_SDK_URL", ORY)],
+        &[],
+    );
+    assert_one_line(&out, 2, &["ORY_PROJECT_SLUG", "ORY_SDK_URL"]);
+}
+
+#[test]
+fn publish_url_with_path_query_or_fragment_is_an_error() {
+    for bad in [
+        "http://localhost:4000/app",
+        "http://localhost:4000/?x=1",
+        "http://localhost:4000/#top",
+    ] {
+        let out = run_cli(&["--sdk-url", ORY, APP, bad], &[], &[]);
+        assert_one_line(&out, 2, &["publish_url", "path, query or fragment"]);
+    }
+}
+
+#[test]
+fn publish_url_with_only_a_slash_is_fine() {
+    let out = run_cli(
+        &[
+            "--check-config",
+            "--sdk-url",
+            ORY,
+            APP,
+            "http://localhost:4000/",
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("publish_url = \"http://localhost:4000\""),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn urls_without_scheme_or_host_are_errors() {
+    // APPLICATION_URL without a scheme.
+    let out = run_cli(&["--sdk-url", ORY, "127.0.0.1:3000"], &[], &[]);
+    assert_one_line(&out, 2, &["application_url", "127.0.0.1:3000"]);
+    // An SDK URL without a host.
+    let out = run_cli(&["--sdk-url", "http://", APP], &[], &[]);
+    assert_one_line(&out, 2, &["sdk_url"]);
+    // A PUBLISH_URL without a scheme.
+    let out = run_cli(&["--sdk-url", ORY, APP, "localhost"], &[], &[]);
+    assert_one_line(&out, 2, &["publish_url"]);
+}
+
+#[test]
+fn bare_star_cors_origin_is_refused() {
+    let out = run_cli(
+        &["--sdk-url", ORY, "--allowed-cors-origins", "*", APP],
+        &[],
+        &[],
+    );
+    assert_one_line(&out, 2, &["--allowed-cors-origins", "`*`"]);
+}
+
+#[test]
+fn unknown_key_in_proxy_toml_names_file_line_and_key() {
+    let toml = "port = 4000\n\n[cors]\nallowed_origin = [\"https://a.example\"]\n";
+    let out = run_cli(
+        &["-c", "proxy.toml", "--sdk-url", ORY, APP],
+        &[],
+        &[("proxy.toml", toml)],
+    );
+    assert_one_line(&out, 2, &["proxy.toml:4", "cors.allowed_origin"]);
+}
+
+#[test]
+fn default_proxy_toml_in_the_working_directory_is_read() {
+    // No -c: ./proxy.toml is picked up, and its typo is reported just the same.
+    let out = run_cli(
+        &["--sdk-url", ORY, APP],
+        &[],
+        &[("proxy.toml", "dev = true\nrewrite_hots = true\n")],
+    );
+    assert_one_line(&out, 2, &["proxy.toml:2", "rewrite_hots"]);
+}
+
+#[test]
+fn port_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run_cli(&["--port", &port, "--sdk-url", ORY, APP], &[], &[]);
+    assert_one_line(&out, 1, &[&port]);
+    drop(taken);
+}
+
+#[test]
+fn check_config_prints_the_effective_config_and_exits_0() {
+    let toml = "[cookies]\ndomain = \"example.org\"\n\n[upstream]\nresponse_timeout = \"7s\"\n";
+    let out = run_cli(
+        &[
+            "--check-config",
+            "-c",
+            "proxy.toml",
+            "--sdk-url",
+            ORY,
+            "--port",
+            "4555",
+            "--allowed-cors-origins",
+            "https://*.example.org",
+            APP,
+            "https://www.example.org",
+        ],
+        &[],
+        &[("proxy.toml", toml)],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    for want in [
+        "application_url = \"http://127.0.0.1:3000\"",
+        "publish_url = \"https://www.example.org\"",
+        "port = 4555",
+        "sdk_url = \"http://127.0.0.1:4433/\"",
+        "domain = \"example.org\"",
+        "allowed_origins = [\"https://*.example.org\"]",
+        "response_timeout = \"7s\"",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+    // It only checks: it never starts listening.
+    assert!(!out.stderr.contains("listening"), "{}", out.stderr);
+}
+
+#[test]
+fn check_config_exits_1_when_invalid() {
+    let out = run_cli(&["--check-config", APP], &[], &[]);
+    assert_one_line(&out, 1, &["--sdk-url"]);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+
+    let out = run_cli(
+        &["--check-config", "-c", "proxy.toml", "--sdk-url", ORY, APP],
+        &[],
+        &[("proxy.toml", "[jwt]\nttl = \"soon\"\n")],
+    );
+    assert_one_line(&out, 1, &["proxy.toml:2", "jwt.ttl"]);
+}

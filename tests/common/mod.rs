@@ -1,0 +1,514 @@
+//! Shared helpers for the integration tests: the real `ory-proxy` binary as a child process,
+//! an awc client, a raw HTTP/1.1 client for byte-level control, and the fake app ([`app`]).
+//!
+//! Each test file uses a different subset of these.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use app::{Echo, FakeApp};
+
+/// An Ory URL nothing listens on.
+pub const NO_ORY: &str = "http://127.0.0.1:1";
+
+/// How long the proxy may take to print its banner.
+const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Deadline for one HTTP exchange in the tests.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ory-proxy")
+}
+
+/// A command for the proxy binary with a clean environment (no stray `ORY_*`, `PORT`,
+/// `SSL_CERT_FILE`, `RUST_LOG`) and an empty working directory (no stray `./proxy.toml`).
+fn command(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear().current_dir(dir);
+    if let Ok(path) = std::env::var("PATH") {
+        c.env("PATH", path);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// The outcome of a run of the binary that is expected to end by itself.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The non-empty stderr lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// Runs the binary to completion (bounded); `files` are written into its working directory.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], files: &[(&str, &str)]) -> Finished {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut child = command(dir.path(), &env)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ory-proxy");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_deadline(&mut child, Duration::from_secs(20));
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ory-proxy {args:?} did not exit within 20s; stderr:\n{}",
+                t_err.join().unwrap()
+            );
+        }
+    };
+    Finished {
+        code: status.code(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// Polls `try_wait` until the child exits or the deadline passes.
+pub fn wait_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How to start a proxy.
+pub struct ProxyBuilder {
+    app: String,
+    publish: Option<String>,
+    ory: String,
+    flags: Vec<String>,
+    env: Vec<(String, String)>,
+    toml: Option<String>,
+}
+
+impl ProxyBuilder {
+    pub fn ory(mut self, url: &str) -> Self {
+        self.ory = url.to_string();
+        self
+    }
+
+    /// The second positional argument.
+    pub fn publish(mut self, url: &str) -> Self {
+        self.publish = Some(url.to_string());
+        self
+    }
+
+    pub fn flag(mut self, f: &str) -> Self {
+        self.flags.push(f.to_string());
+        self
+    }
+
+    pub fn flags(mut self, fs: &[&str]) -> Self {
+        self.flags.extend(fs.iter().map(|s| s.to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// Writes `proxy.toml` and passes `-c` with its path.
+    pub fn toml(mut self, text: &str) -> Self {
+        self.toml = Some(text.to_string());
+        self
+    }
+
+    pub fn start(self) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = vec!["--port".into(), "0".into()];
+        args.push("--sdk-url".into());
+        args.push(self.ory.clone());
+        if let Some(t) = &self.toml {
+            let p = dir.path().join("proxy.toml");
+            std::fs::write(&p, t).unwrap();
+            args.push("-c".into());
+            args.push(p.display().to_string());
+        }
+        args.extend(self.flags.iter().cloned());
+        args.push(self.app.clone());
+        if let Some(p) = &self.publish {
+            args.push(p.clone());
+        }
+        Proxy::spawn(dir, &args, &self.env)
+    }
+}
+
+/// A running `ory-proxy` child process, killed on drop.
+pub struct Proxy {
+    child: Child,
+    pub port: u16,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+/// `Proxy::to(app_url)`: a builder with Ory unreachable unless [`ProxyBuilder::ory`] is given.
+impl Proxy {
+    pub fn to(app_url: &str) -> ProxyBuilder {
+        ProxyBuilder {
+            app: app_url.to_string(),
+            publish: None,
+            ory: NO_ORY.to_string(),
+            flags: Vec::new(),
+            env: Vec::new(),
+            toml: None,
+        }
+    }
+
+    fn spawn(dir: tempfile::TempDir, args: &[String], env: &[(String, String)]) -> Proxy {
+        let mut child = command(dir.path(), env)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ory-proxy");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<u16>();
+        let log2 = log.clone();
+        // Drains stderr for the whole life of the child (a full pipe would block it) and
+        // reports the port from the banner line.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("  listening    http://0.0.0.0:") {
+                    if let (Some(t), Ok(port)) = (tx.take(), rest.trim().parse::<u16>()) {
+                        let _ = t.send(port);
+                    }
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let port = match rx.recv_timeout(START_DEADLINE) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ory-proxy {args:?} printed no banner ({e}); stderr:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Proxy {
+            child,
+            port,
+            log,
+            dir: dir.path().to_path_buf(),
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The default PUBLISH_URL: `http://localhost:<port>`.
+    pub fn default_publish(&self) -> String {
+        format!("http://localhost:{}", self.port)
+    }
+
+    /// Everything the proxy wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_deadline(&mut self.child, limit)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An awc client for tests: no redirects, no decompression, no default headers, a deadline.
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .disable_redirects()
+        .no_default_headers()
+        .timeout(HTTP_DEADLINE)
+        .finish()
+}
+
+/// All values of a response header, as strings.
+pub fn header_all(h: &awc::http::header::HeaderMap, name: &str) -> Vec<String> {
+    h.get_all(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+pub fn header_one(h: &awc::http::header::HeaderMap, name: &str) -> Option<String> {
+    let all = header_all(h, name);
+    assert!(
+        all.len() <= 1,
+        "{name} appears {} times: {all:?}",
+        all.len()
+    );
+    all.into_iter().next()
+}
+
+/// Reads a whole awc response body (no size limit) within the deadline.
+pub async fn read_body<S>(res: &mut awc::ClientResponse<S>) -> Vec<u8>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let deadline = tokio::time::Instant::now() + HTTP_DEADLINE;
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, res.next()).await {
+            Ok(Some(Ok(chunk))) => out.extend_from_slice(&chunk),
+            Ok(Some(Err(e))) => panic!("body broke after {} bytes: {e}", out.len()),
+            Ok(None) => return out,
+            Err(_) => panic!(
+                "body not complete after {HTTP_DEADLINE:?} ({} bytes)",
+                out.len()
+            ),
+        }
+    }
+}
+
+/// GETs `url` and parses the fake app's echo.
+pub async fn get_echo(req: awc::ClientRequest) -> Echo {
+    let mut res = req.send().await.expect("request failed");
+    let body = read_body(&mut res).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "expected the echo, got {}: {}",
+        res.status(),
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("not an echo ({e}): {}", String::from_utf8_lossy(&body)))
+}
+
+/// A path on the fake's `/respond` endpoint answering `status` with `headers` and `body`.
+pub fn respond_path(status: u16, headers: &[(&str, &str)], body: &str, gzip: bool) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("status", &status.to_string());
+    for (n, v) in headers {
+        q.append_pair("h", &format!("{n}: {v}"));
+    }
+    if !body.is_empty() {
+        q.append_pair("body", body);
+    }
+    if gzip {
+        q.append_pair("gzip", "1");
+    }
+    format!("/respond?{}", q.finish())
+}
+
+/// A fake upstream that answers every connection with the bytes `answer` and closes it.
+pub fn raw_upstream(answer: &'static [u8]) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(answer);
+        }
+    });
+    addr
+}
+
+/// A parsed raw HTTP/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Writes `request` as is and reads until the server closes (send `Connection: close`).
+/// `None` when the server closed without answering.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Option<RawResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, HTTP_DEADLINE).expect("connect");
+    s.set_read_timeout(Some(HTTP_DEADLINE)).unwrap();
+    s.set_write_timeout(Some(HTTP_DEADLINE)).unwrap();
+    // The server may close early on a bad request; what it answered still counts.
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut tmp) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    || e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                break
+            }
+            Err(e) => panic!("raw read: {e} after {} bytes", buf.len()),
+        }
+    }
+    if buf.is_empty() {
+        return None;
+    }
+    Some(parse_raw(&buf))
+}
+
+fn parse_raw(buf: &[u8]) -> RawResponse {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &buf[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_str = String::from_utf8_lossy(&b[..eol]);
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_str:?}"));
+        b = &b[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// Asserts the shape of the proxy's own error answers (SPEC §5.1).
+pub fn assert_error_json(body: &[u8], code: u16, status: &str) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "error body is not JSON ({e}): {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert_eq!(v["error"]["status"], status, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message: {v}"
+    );
+}

@@ -1,0 +1,202 @@
+//! SPEC §5.1 and §7: upstream failures become short JSON errors (502/504) and the proxy keeps
+//! serving; bad requests get a 4xx (or a closed connection), never a crash; SIGTERM lets
+//! in-flight requests finish and exits 0.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::app::{pattern, sha256_hex, CHUNK};
+use common::{
+    assert_error_json, client, get_echo, header_one, raw_exchange, raw_upstream, read_body,
+    FakeApp, Proxy, HTTP_DEADLINE,
+};
+use futures_util::StreamExt as _;
+
+/// GETs `path` and checks the proxy's JSON error answer.
+async fn expect_error(proxy: &Proxy, path: &str, code: u16, status: &str) {
+    let mut res = client().get(proxy.url(path)).send().await.unwrap();
+    let body = read_body(&mut res).await;
+    assert_eq!(
+        res.status().as_u16(),
+        code,
+        "{path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        header_one(res.headers(), "content-type")
+            .unwrap_or_default()
+            .starts_with("application/json"),
+        "{path}"
+    );
+    assert_error_json(&body, code, status);
+}
+
+#[actix_web::test]
+async fn ory_down_is_a_502_on_ory_routes_while_the_app_still_works() {
+    let app = FakeApp::start();
+    let mut proxy = Proxy::to(&app.url()).start();
+    for path in ["/.ory/sessions/whoami", "/.ory/self-service/login/browser"] {
+        expect_error(&proxy, path, 502, "Bad Gateway").await;
+    }
+    let echo = get_echo(client().get(proxy.url("/still/here"))).await;
+    assert_eq!(echo.path, "/still/here");
+    assert!(proxy.is_running());
+}
+
+#[actix_web::test]
+async fn app_down_is_a_502_and_the_proxy_keeps_serving() {
+    let mut proxy = Proxy::to("http://127.0.0.1:1").start();
+    for _ in 0..3 {
+        expect_error(&proxy, "/", 502, "Bad Gateway").await;
+        expect_error(&proxy, "/some/page?x=1", 502, "Bad Gateway").await;
+    }
+    let mut res = client()
+        .get(proxy.url("/.ory/proxy/health/alive"))
+        .send()
+        .await
+        .unwrap();
+    read_body(&mut res).await;
+    assert_eq!(res.status(), 200);
+    assert!(proxy.is_running());
+}
+
+#[actix_web::test]
+async fn slow_upstream_past_response_timeout_is_a_504() {
+    let app = FakeApp::start();
+    let mut proxy = Proxy::to(&app.url())
+        .toml("[upstream]\nresponse_timeout = \"500ms\"\n")
+        .start();
+    let started = Instant::now();
+    // The gate is never opened: the app would hold the answer for 30 s.
+    expect_error(&proxy, "/slow-head?gate=never", 504, "Gateway Timeout").await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(10),
+        "504 after {took:?}"
+    );
+    let echo = get_echo(client().get(proxy.url("/after"))).await;
+    assert_eq!(echo.path, "/after");
+    assert!(proxy.is_running());
+}
+
+#[actix_web::test]
+async fn a_garbage_upstream_answer_is_a_502() {
+    let up = raw_upstream(b"this is not HTTP at all\r\n\r\n");
+    let mut proxy = Proxy::to(&format!("http://{up}")).start();
+    expect_error(&proxy, "/x", 502, "Bad Gateway").await;
+    let up = raw_upstream(b"");
+    let proxy2 = Proxy::to(&format!("http://{up}")).start();
+    expect_error(&proxy2, "/x", 502, "Bad Gateway").await;
+    assert!(proxy.is_running());
+}
+
+/// The status of a raw answer, `None` when the proxy just closed the connection.
+fn raw_status(proxy: &Proxy, request: &[u8]) -> Option<u16> {
+    raw_exchange(proxy.addr(), request).map(|r| r.status)
+}
+
+#[track_caller]
+fn assert_4xx_or_closed(status: Option<u16>, what: &str) {
+    if let Some(s) = status {
+        assert!((400..500).contains(&s), "{what}: {s}");
+    }
+}
+
+#[actix_web::test]
+async fn garbage_bytes_and_huge_headers_are_refused_and_serving_goes_on() {
+    let app = FakeApp::start();
+    let mut proxy = Proxy::to(&app.url()).start();
+
+    // Big but reasonable headers (a fat cookie jar) still pass.
+    let cookie = format!("jar={}", "c".repeat(16 * 1024));
+    let echo = get_echo(
+        client()
+            .get(proxy.url("/fat"))
+            .insert_header(("Cookie", cookie.as_str())),
+    )
+    .await;
+    assert_eq!(echo.all("cookie"), [cookie.as_str()]);
+
+    let tls_hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n";
+    assert_4xx_or_closed(raw_status(&proxy, tls_hello), "TLS hello");
+    assert_4xx_or_closed(
+        raw_status(&proxy, b"\x00\xff\xfe\r\n\r\n\r\n\x01\x02"),
+        "binary noise",
+    );
+    assert_4xx_or_closed(
+        raw_status(
+            &proxy,
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        ),
+        "bad Content-Length",
+    );
+    assert_4xx_or_closed(
+        raw_status(
+            &proxy,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        "Content-Length with Transfer-Encoding",
+    );
+    let big = format!(
+        "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    assert_4xx_or_closed(raw_status(&proxy, big.as_bytes()), "64 KiB header");
+    let many: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /x HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n");
+    assert_4xx_or_closed(raw_status(&proxy, many.as_bytes()), "2000 headers");
+
+    // Nothing of that reached the app, and the next ordinary request is served.
+    assert_eq!(app.seen().len(), 1, "{:?}", app.seen());
+    let echo = get_echo(client().get(proxy.url("/next"))).await;
+    assert_eq!(echo.path, "/next");
+    assert!(proxy.is_running());
+}
+
+#[actix_web::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    let app = FakeApp::start();
+    let mut proxy = Proxy::to(&app.url()).start();
+    let size = 4 * 1024 * 1024;
+    let mut res = client()
+        .get(proxy.url(&format!("/download?bytes={size}&gate=term")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The first chunk is through: the request is in flight, the app holds the rest.
+    let mut got = Vec::with_capacity(size);
+    while got.len() < CHUNK {
+        let chunk = tokio::time::timeout(HTTP_DEADLINE, res.next())
+            .await
+            .expect("first chunk")
+            .expect("body ended early")
+            .unwrap();
+        got.extend_from_slice(&chunk);
+    }
+
+    proxy.sigterm();
+    // Shutdown has begun once the proxy stops accepting new connections.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 10 s after SIGTERM:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proxy.is_running(), "exited with a request in flight");
+
+    app.open_gate("term");
+    got.extend(read_body(&mut res).await);
+    assert_eq!(got.len(), size);
+    assert_eq!(sha256_hex(&got), sha256_hex(&pattern(size)));
+
+    let status = proxy
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", proxy.logs()));
+    assert_eq!(status.code(), Some(0), "{}", proxy.logs());
+}
