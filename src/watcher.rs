@@ -2,8 +2,9 @@
 //!
 //! It owns the file watch on the config file's *directory*, the hash and text of the file as
 //! last read, and the only right to swap [`LiveSettings`]. Everything reaches it as a message:
-//! debounced filesystem events (from notify's own thread), `SIGHUP`, and
-//! [`WatcherHandle::reload_now`]. A reload re-reads the file, validates it with the same
+//! debounced filesystem events (from notify's own thread), poll ticks (`watch = "poll"`, or
+//! when OS notifications are unavailable), `SIGHUP`, and [`WatcherHandle::reload_now`]. A
+//! reload re-reads the file, skips it if its SHA-256 is unchanged, validates it with the same
 //! [`Loader`] as start-up, and then:
 //! - swaps the live settings in one atomic store when a live key changed, with one info line
 //!   naming the changed keys (requests hold one snapshot each, so none sees a mix);
@@ -124,6 +125,7 @@ impl WatcherHandle {
             last_fixed: None,
             broken: false,
             missing: false,
+            unreadable: None,
             settle_at: None,
             version: version_tx,
             fs,
@@ -312,6 +314,8 @@ struct Actor {
     broken: bool,
     /// A deletion has been reported.
     missing: bool,
+    /// The read error last reported, if the file is unreadable.
+    unreadable: Option<String>,
     settle_at: Option<Instant>,
     version: watch::Sender<u64>,
     fs: FsWatch,
@@ -366,10 +370,16 @@ impl Actor {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.missing(trigger),
             Err(e) => {
-                log::error!("cannot read {path}: {e}; keeping the running settings");
-                return ReloadOutcome::Unreadable(e.to_string());
+                let e = e.to_string();
+                // Once per distinct error: polling would repeat it twice a second.
+                if self.unreadable.as_deref() != Some(e.as_str()) {
+                    log::error!("cannot read {path}: {e}; keeping the running settings");
+                    self.unreadable = Some(e.clone());
+                }
+                return ReloadOutcome::Unreadable(e);
             }
         };
+        self.unreadable = None;
         let was_missing = std::mem::take(&mut self.missing);
         if text.trim().is_empty()
             && !matches!(trigger, Trigger::Start | Trigger::Settled | Trigger::Manual)
