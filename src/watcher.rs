@@ -457,9 +457,9 @@ impl Actor {
             self.live.store(new_live);
             // Log at the more verbose of the two levels, so the line that announces a quieter
             // level is not itself silenced by it.
-            log::set_max_level(old_level.max(new_level));
+            crate::config::apply_log_level(old_level.max(new_level));
             log::info!("reloaded {path}: {}", applied.join(", "));
-            log::set_max_level(new_level);
+            crate::config::apply_log_level(new_level);
             self.version.send_modify(|v| *v += 1);
         }
         ReloadOutcome::Loaded {

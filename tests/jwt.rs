@@ -869,7 +869,6 @@ async fn sigusr1_right_after_the_banner_rotates_and_does_not_kill() {
 /// process (exit 138). The fix belongs in src/server/mod.rs (a handler that logs "nothing to
 /// rotate"), outside this test file's remit.
 #[actix_web::test]
-#[ignore = "proxy bug: SIGUSR1 terminates a --no-jwt proxy (no handler registered)"]
 async fn sigusr1_does_not_kill_a_no_jwt_proxy() {
     let app = FakeApp::start();
     let mut proxy = Proxy::to(&app.url()).ory(NO_ORY).flag("--no-jwt").start();

@@ -13,6 +13,7 @@ pub mod layering;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -105,5 +106,20 @@ impl LiveSettings {
 
     pub fn store(&self, live: Arc<Live>) {
         self.0.store(live)
+    }
+}
+
+/// Set when `RUST_LOG` owns the log filter: then neither `--debug` nor `log_level` change it.
+static LEVEL_OWNED_BY_ENV: AtomicBool = AtomicBool::new(false);
+
+/// Records that `RUST_LOG` decides the log level (called once by logger set-up).
+pub fn log_level_owned_by_env() {
+    LEVEL_OWNED_BY_ENV.store(true, Ordering::Relaxed);
+}
+
+/// Applies a configured log level, unless `RUST_LOG` owns it.
+pub fn apply_log_level(level: log::LevelFilter) {
+    if !LEVEL_OWNED_BY_ENV.load(Ordering::Relaxed) {
+        log::set_max_level(level);
     }
 }

@@ -11,12 +11,15 @@ pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpRespons
         auth: "off",
     });
     match &state.sessions {
-        Some(s) => HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, "application/json"))
-            // Short: a rotation publishes the new key ahead of using it, and verifiers that
-            // see an unknown kid refetch anyway.
-            .insert_header((header::CACHE_CONTROL, "public, max-age=30"))
-            .body(s.keys().ring().jwks.clone()),
+        Some(s) => {
+            // Cached no longer than a rotation publishes a new key ahead of signing with it,
+            // so a verifier's cached JWKS always holds the key of any token it sees.
+            let ahead = crate::keys::signal_publish_ahead(state.live.snapshot().jwt.ttl);
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, "application/json"))
+                .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", ahead.as_secs())))
+                .body(s.keys().ring().jwks.clone())
+        }
         None => HttpResponse::NotFound()
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .body(r#"{"error":{"code":404,"status":"Not Found","message":"JWT is off (--no-jwt): no JWKS"}}"#),

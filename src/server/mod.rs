@@ -83,7 +83,7 @@ impl Proxy {
 
         let fixed = settings.fixed.clone();
         let live = LiveSettings::new(settings.live.clone());
-        log::set_max_level(settings.live.log_level);
+        crate::config::apply_log_level(settings.live.log_level);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
         let sessions = if fixed.no_jwt {
             None
@@ -117,14 +117,17 @@ impl Proxy {
             App::new()
                 .app_data(state.clone())
                 .app_data(upstreams)
+                // One static resource per path: a pattern list would compile to a regex set
+                // that every request is matched against.
+                .service(web::resource("/.ory/jwks.json").to(local_routes::jwks))
+                .service(web::resource("/.ory/proxy/jwks.json").to(local_routes::jwks))
                 .service(
-                    web::resource(["/.ory/jwks.json", "/.ory/proxy/jwks.json"])
-                        .to(local_routes::jwks),
+                    web::resource("/.ory/proxy/health/alive")
+                        .route(web::get().to(local_routes::health)),
                 )
                 .service(
-                    web::scope("/.ory/proxy/health")
-                        .route("/alive", web::get().to(local_routes::health))
-                        .route("/ready", web::get().to(local_routes::health)),
+                    web::resource("/.ory/proxy/health/ready")
+                        .route(web::get().to(local_routes::health)),
                 )
                 .default_service(web::to(forward::forward))
                 .wrap(cors::actual_requests(live.clone()))
@@ -179,6 +182,7 @@ fn init_logging(debug: bool) {
     let mut b = env_logger::Builder::new();
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
+        crate::config::log_level_owned_by_env();
     } else {
         // The proxy's own level is set (and reloaded) through log::set_max_level; libraries
         // stay at info so --debug shows the proxy's decisions, not every socket poll.
@@ -198,7 +202,9 @@ fn init_logging(debug: bool) {
     }
     b.format_timestamp_millis();
     let _ = b.try_init();
-    log::set_max_level(if debug {
+    // try_init set the max level from the filter; without RUST_LOG the filter is wide open
+    // and the level comes from here (and later from proxy.toml).
+    crate::config::apply_log_level(if debug {
         log::LevelFilter::Debug
     } else {
         log::LevelFilter::Info
@@ -263,6 +269,20 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 None
             }
         };
+        #[cfg(unix)]
+        if proxy.sessions().is_none() {
+            // With keys, the key actor owns SIGUSR1 (rotation). Without, the signal's default
+            // action would kill the daemon.
+            if let Ok(mut usr1) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            {
+                actix_web::rt::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        log::info!("SIGUSR1: no JWT keys to rotate (--no-jwt)");
+                    }
+                });
+            }
+        }
         let kid = proxy.key_id();
         let facts = banner::BannerFacts {
             listen: proxy.addr,

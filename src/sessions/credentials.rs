@@ -61,32 +61,15 @@ pub fn extract(headers: &HeaderMap, session: &SessionLive) -> Option<Credentials
     })
 }
 
-/// Whether a `Set-Cookie` value deletes one of the session cookies (a logout seen through the
-/// proxy): empty value, `Max-Age<=0`, or an `Expires` in the past.
-pub fn clears_session_cookie(set_cookie: &str, session: &SessionLive) -> bool {
-    let mut parts = set_cookie.split(';');
-    let Some((name, value)) = parts.next().and_then(|nv| nv.split_once('=')) else {
-        return false;
-    };
-    if !session.is_session_cookie(name.trim()) {
-        return false;
-    }
-    if value.trim().trim_matches('"').is_empty() {
-        return true;
-    }
-    parts.any(|a| {
-        let Some((k, v)) = a.split_once('=') else {
-            return false;
-        };
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("max-age") {
-            return v.parse::<i64>().is_ok_and(|n| n <= 0);
-        }
-        if k.eq_ignore_ascii_case("expires") {
-            return httpdate::parse_http_date(v).is_ok_and(|t| t <= std::time::SystemTime::now());
-        }
-        false
-    })
+/// Whether a `Set-Cookie` value sets or deletes one of the session cookies: a login, a logout
+/// or an assurance-level step-up seen through the proxy. Either way the cached answer for the
+/// request's credentials is stale.
+pub fn touches_session_cookie(set_cookie: &str, session: &SessionLive) -> bool {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|nv| nv.split_once('='))
+        .is_some_and(|(name, _)| session.is_session_cookie(name.trim()))
 }
 
 #[cfg(test)]
@@ -156,24 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn logout_cookie_detection() {
+    fn session_cookie_changes_are_detected() {
         let s = session();
-        assert!(clears_session_cookie(
+        assert!(touches_session_cookie(
             "ory_kratos_session=; Path=/; Max-Age=0",
             &s
         ));
-        assert!(clears_session_cookie(
+        assert!(touches_session_cookie(
             "ory_session_abc=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
             &s
         ));
-        assert!(clears_session_cookie(
-            "ory_kratos_session=x; Max-Age=-1",
+        assert!(touches_session_cookie(
+            "ory_kratos_session=new; Max-Age=3600",
             &s
         ));
-        assert!(!clears_session_cookie(
-            "ory_kratos_session=x; Max-Age=3600",
-            &s
-        ));
-        assert!(!clears_session_cookie("csrf_token_1=; Max-Age=0", &s));
+        assert!(!touches_session_cookie("csrf_token_1=; Max-Age=0", &s));
+        assert!(!touches_session_cookie("garbage", &s));
     }
 }

@@ -221,8 +221,8 @@ impl SessionCache {
         }
     }
 
-    /// Called with every Ory answer: a successful logout, or an answer that deletes a session
-    /// cookie, evicts the request's credentials at once.
+    /// Called with every Ory answer: a successful logout, or an answer that sets or deletes a
+    /// session cookie, evicts the request's credentials at once.
     pub async fn observe_ory_answer(
         &self,
         request_headers: &HeaderMap,
@@ -236,13 +236,13 @@ impl SessionCache {
             && !path.starts_with("/self-service/logout/browser")
             && !path.starts_with("/self-service/logout/api")
             && (status.is_success() || status.is_redirection());
-        let clears = || {
+        let touches = || {
             answer_headers
                 .get_all(header::SET_COOKIE)
                 .filter_map(|v| v.to_str().ok())
-                .any(|v| credentials::clears_session_cookie(v, &live.session))
+                .any(|v| credentials::touches_session_cookie(v, &live.session))
         };
-        if !(logout || clears()) {
+        if !(logout || touches()) {
             return;
         }
         if let Some(creds) = credentials::extract(request_headers, &live.session) {
