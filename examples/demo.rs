@@ -26,6 +26,8 @@ async fn main() -> std::process::ExitCode {
     )
     .format_timestamp_millis()
     .init();
+    // The filter above (or RUST_LOG) decides the level, not the proxy's own default.
+    ory_proxy::config::log_level_owned_by_env();
 
     let stack = match DemoStack::start(DemoOptions {
         port: Some(args.port),

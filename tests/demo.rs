@@ -203,6 +203,20 @@ async fn signed_in_page_shows_verified_claims_and_logout_signs_out() {
         .body
         .contains(&format!("id=\"claim-email\">{DEMO_EMAIL}<")));
 
+    // Signed in, a new login goes straight back to the app: to return_to, or (without one)
+    // from Ory's welcome page, which the proxy sends to PUBLISH_URL.
+    let again = get(&mut jar, &format!("{}{login}", demo.url())).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert_eq!(again.location.as_deref(), Some(back.as_str()));
+    let bare = get(
+        &mut jar,
+        &format!("{}/.ory/self-service/login/browser", demo.url()),
+    )
+    .await;
+    assert_eq!(bare.status, StatusCode::SEE_OTHER);
+    let welcome = bare.location.unwrap();
+    assert!(welcome.trim_end_matches('/') == demo.url(), "{welcome}");
+
     let logout = attr(&page.body, "logout", "href");
     assert!(
         logout.starts_with(&format!("{}/.ory/self-service/logout?token=", demo.url())),
