@@ -155,13 +155,12 @@ async fn garbage_bytes_and_huge_headers_are_refused_and_serving_goes_on() {
     assert!(proxy.is_running());
 }
 
-#[actix_web::test]
-async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+async fn signal_lets_an_in_flight_request_finish_then_exits_0(signal: &str) {
     let app = FakeApp::start();
     let mut proxy = Proxy::to(&app.url()).start();
     let size = 4 * 1024 * 1024;
     let mut res = client()
-        .get(proxy.url(&format!("/download?bytes={size}&gate=term")))
+        .get(proxy.url(&format!("/download?bytes={size}&gate={signal}")))
         .send()
         .await
         .unwrap();
@@ -177,26 +176,36 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
         got.extend_from_slice(&chunk);
     }
 
-    proxy.sigterm();
+    proxy.signal(signal);
     // Shutdown has begun once the proxy stops accepting new connections.
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
         assert!(
             Instant::now() < deadline,
-            "still accepting 10 s after SIGTERM:\n{}",
+            "still accepting 10 s after SIG{signal}:\n{}",
             proxy.logs()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(proxy.is_running(), "exited with a request in flight");
 
-    app.open_gate("term");
+    app.open_gate(signal);
     got.extend(read_body(&mut res).await);
     assert_eq!(got.len(), size);
     assert_eq!(sha256_hex(&got), sha256_hex(&pattern(size)));
 
     let status = proxy
         .wait_exit(Duration::from_secs(15))
-        .unwrap_or_else(|| panic!("no exit after SIGTERM:\n{}", proxy.logs()));
+        .unwrap_or_else(|| panic!("no exit after SIG{signal}:\n{}", proxy.logs()));
     assert_eq!(status.code(), Some(0), "{}", proxy.logs());
+}
+
+#[actix_web::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
+    signal_lets_an_in_flight_request_finish_then_exits_0("TERM").await;
+}
+
+#[actix_web::test]
+async fn sigint_is_graceful_too() {
+    signal_lets_an_in_flight_request_finish_then_exits_0("INT").await;
 }

@@ -135,6 +135,7 @@ impl Proxy {
                 .wrap(from_fn(access_log::access_log))
         })
         .tcp_nodelay(true)
+        .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?
         .run();
@@ -172,8 +173,30 @@ impl Proxy {
         self.server.handle()
     }
 
-    /// Serves until stopped; SIGINT/SIGTERM stop accepting and drain in-flight requests.
+    /// Serves until stopped. SIGINT and SIGTERM both stop accepting and let in-flight
+    /// requests finish (up to [`SHUTDOWN_GRACE`]); a second signal stops at once. (actix's own
+    /// handling treats SIGINT as a forced stop, so it is switched off.)
     pub async fn run(self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let handle = self.server.handle();
+            if let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                actix_web::rt::spawn(async move {
+                    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+                    log::info!(
+                        "shutting down: finishing requests in flight (at most {}s; signal again to stop now)",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    let graceful = actix_web::rt::spawn(handle.stop(true));
+                    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {}, _ = graceful => return }
+                    handle.stop(false).await;
+                });
+            }
+        }
         self.server.await
     }
 }

@@ -279,12 +279,17 @@ impl Proxy {
     }
 
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `SIG<name>` (e.g. "TERM", "INT", "HUP") to the proxy.
+    pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill")
             .success();
-        assert!(ok, "kill -TERM failed");
+        assert!(ok, "kill -{name} failed");
     }
 
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
