@@ -29,9 +29,11 @@ def spawn(args, **kw):
     return p
 
 
-def wait_port(port, deadline=10.0):
+def wait_port(port, deadline=10.0, proc=None):
     end = time.time() + deadline
     while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"the server for port {port} exited (port already in use?)")
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return
@@ -94,7 +96,7 @@ def start_proxy(port, ory_url, log=subprocess.DEVNULL):
     env = dict(os.environ, RUST_LOG=os.environ.get("PROXY_RUST_LOG", "warn"))
     p = spawn([os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port), "http://127.0.0.1:3100"],
               env=env, stderr=log, stdout=subprocess.DEVNULL)
-    wait_port(port)
+    wait_port(port, proc=p)
     return p
 
 
@@ -121,10 +123,21 @@ def first_200_ms(ory_url):
         p.wait()
 
 
+def port_busy(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def main():
+    busy = [p for p in (3100, 3200, 3300, 3301, 3390) if port_busy(p)]
+    if busy:
+        sys.exit(f"ports already in use: {busy} (a previous run still alive?)")
     tmp = tempfile.mkdtemp(prefix="ory-proxy-bench-")
     app = spawn([os.path.join(REL, "examples", "bench_app"), "127.0.0.1:3100"], stderr=subprocess.DEVNULL)
-    wait_port(3100)
+    wait_port(3100, proc=app)
     stats0, stats2 = os.path.join(tmp, "ory0"), os.path.join(tmp, "ory2")
     ory0, cookie0 = start_ory(0, stats0)
     ory2, cookie2 = start_ory(2, stats2)
@@ -153,7 +166,7 @@ http {{
 }}
 """)
     nginx = spawn(["nginx", "-c", conf, "-p", tmp])
-    wait_port(3200)
+    wait_port(3200, proc=nginx)
     nginx_pids = [nginx.pid] + [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
 
     proxy = start_proxy(3300, ory0)
@@ -185,6 +198,7 @@ http {{
             print(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms "
                   f"cpu {res['cpu_us']:.1f} us/req errors {res['non2xx']} {res['sockerr']}", flush=True)
     rss_kib = hwm_kib(proxy.pid)
+    nginx_rss_kib = sum(hwm_kib(p) for p in nginx_pids)
     startup = statistics.median(first_200_ms(ory0) for _ in range(5))
 
     def med(name, key):
@@ -203,7 +217,8 @@ http {{
                      f"{'' if w is None else f'{w:.2f}'} |")
     failed = sum(r["non2xx"] for v in results.values() for r in v)
     lines.append("")
-    lines.append(f"ory-proxy peak RSS (VmHWM) after all runs incl. /big at c={BIG_CONC}: {rss_kib / 1024:.1f} MiB")
+    lines.append(f"peak RSS (VmHWM) after all runs incl. /big at c={BIG_CONC}: ory-proxy {rss_kib / 1024:.1f} MiB, "
+                 f"nginx master+worker {nginx_rss_kib / 1024:.1f} MiB")
     lines.append(f"exec → first 200 (JWT on), median of 5: {startup:.1f} ms")
     lines.append(f"non-2xx responses over all runs: {failed}")
     lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")
