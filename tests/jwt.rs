@@ -537,9 +537,21 @@ async fn ory_5xx_is_anonymous_and_warned_once_per_outage() {
         "{logs}"
     );
 
-    // Ory is back: sessions are recognised again (a failure was not cached).
+    // Ory is back: sessions are recognised again (a failure was not cached) as soon as the
+    // next probe reaches Ory — while Ory fails, misses probe it once a second.
     ory.set_whoami_failure(None);
-    let jwt = jwt_for_cookie(&proxy, &s.cookie).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let jwt = loop {
+        let e = echo(&proxy, "/echo", &[("cookie", &s.cookie)]).await;
+        if let Some(jwt) = jwt_of(&e) {
+            break jwt;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions not recognised after Ory came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     verify(&jwt, &set, ory.url()).unwrap();
 
     // A second outage is a second warning. (New credentials: the first ones are cached now.)

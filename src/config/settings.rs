@@ -150,15 +150,24 @@ impl V<'_> {
         Ok(url)
     }
 
+    /// A duration of at most [`MAX_DURATION`]: larger ones are typos, and unbounded values
+    /// would overflow time arithmetic later.
     fn duration(&self, key: &str, raw: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(raw.trim()).map_err(|e| {
+        let d = humantime::parse_duration(raw.trim()).map_err(|e| {
             self.err(
                 key,
                 format!("{raw:?} is not a duration like \"10s\" or \"1m\" ({e})"),
             )
-        })
+        })?;
+        if d > MAX_DURATION {
+            return Err(self.err(key, format!("{raw:?} is longer than the maximum of 24h")));
+        }
+        Ok(d)
     }
 }
+
+/// The longest duration any setting accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 pub fn origin_of_url(u: &Url) -> String {
     u.origin().ascii_serialization()

@@ -28,7 +28,8 @@ impl std::fmt::Debug for EcKey {
 }
 
 /// A JWK as written to the JWKS endpoint (`d` absent) or to the keys file (`d` present).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// `Debug` is written by hand so that the private part never reaches a log.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JwkJson {
     pub kty: String,
     pub crv: String,
@@ -43,6 +44,16 @@ pub struct JwkJson {
     /// Keys file only: a verify-only key leaves the JWKS at this Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_at: Option<u64>,
+}
+
+impl std::fmt::Debug for JwkJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwkJson")
+            .field("kid", &self.kid)
+            .field("d", &self.d.as_ref().map(|_| "<redacted>"))
+            .field("retire_at", &self.retire_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `{"keys":[...]}`.

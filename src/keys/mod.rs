@@ -24,6 +24,8 @@ pub enum KeyError {
     File { path: PathBuf, message: String },
     #[error(transparent)]
     Jwk(#[from] JwkError),
+    #[error("cannot serialise the JWKS: {0}")]
+    Serialise(#[from] serde_json::Error),
     #[error("the key actor has stopped")]
     Stopped,
 }
@@ -95,10 +97,7 @@ fn build_ring(signing: &EcKey, extra_public: &[&EcKey]) -> Result<KeyRing, KeyEr
     let mut keys = vec![signing.public_jwk()];
     keys.extend(extra_public.iter().map(|k| k.public_jwk()));
     let kids = keys.iter().map(|k| k.kid.clone()).collect();
-    let jwks = serde_json::to_vec(&JwksJson { keys }).map_err(|e| KeyError::File {
-        path: PathBuf::new(),
-        message: e.to_string(),
-    })?;
+    let jwks = serde_json::to_vec(&JwksJson { keys })?;
     Ok(KeyRing {
         signing: Arc::new(SigningKey {
             kid: signing.kid.clone(),
@@ -163,7 +162,8 @@ fn load_or_create(path: &Path, default_keep: Duration) -> Result<(EcKey, Vec<Ret
                 let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
                 let until = j
                     .retire_at
-                    .map_or(now + default_keep, |t| UNIX_EPOCH + Duration::from_secs(t));
+                    .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
+                    .unwrap_or(now + default_keep);
                 if until > now {
                     retired.push(Retired { key, until });
                 }
@@ -235,7 +235,9 @@ impl KeyActor {
         let old = std::mem::replace(&mut self.signing, next);
         self.retired.push(Retired {
             key: old,
-            until: SystemTime::now() + keep_old_for,
+            until: SystemTime::now()
+                .checked_add(keep_old_for)
+                .unwrap_or_else(SystemTime::now),
         });
         self.publish(None)?;
         self.persist()?;

@@ -14,7 +14,9 @@ use flate2::{read, write, Compression};
 /// The `Accept-Encoding` the proxy sends to Ory whatever the browser sent.
 pub const ORY_ACCEPT_ENCODING: &str = "gzip, deflate;q=0.8, identity;q=0.5";
 
-/// Bodies larger than this are passed through unrewritten instead of held in memory.
+/// The most of an Ory answer held in memory for rewriting. An answer that declares a larger
+/// `Content-Length` streams through unrewritten, one that inflates beyond it goes out as it
+/// came, and one of unknown length that exceeds it is a 502 (Ory's pages and JSON are tiny).
 pub const MAX_REWRITE_BODY: usize = 8 * 1024 * 1024;
 
 /// A body encoding the proxy can decode and encode again.
@@ -69,10 +71,16 @@ pub fn rewrite(
     from: &str,
     to: &str,
 ) -> Result<Bytes, BodyRewriteError> {
+    if body.is_empty() {
+        return Ok(body);
+    }
     let err = |source| BodyRewriteError {
         encoding: enc,
         source,
     };
+    // Decoding stops one byte past the limit: a body that inflates beyond it (a gzip bomb, or
+    // just a huge page) is passed on as it came instead of filling memory.
+    let limit = MAX_REWRITE_BODY as u64 + 1;
     let plain: Vec<u8> = match enc {
         Encoding::Identity => {
             return Ok(replace_all(&body, from.as_bytes(), to.as_bytes()).map_or(body, Bytes::from))
@@ -80,6 +88,7 @@ pub fn rewrite(
         Encoding::Gzip => {
             let mut out = Vec::with_capacity(body.len() * 4);
             read::MultiGzDecoder::new(&body[..])
+                .take(limit)
                 .read_to_end(&mut out)
                 .map_err(err)?;
             out
@@ -88,17 +97,22 @@ pub fn rewrite(
             let mut out = Vec::with_capacity(body.len() * 4);
             // "deflate" is zlib-wrapped per RFC 9110, but some servers send raw deflate.
             if read::ZlibDecoder::new(&body[..])
+                .take(limit)
                 .read_to_end(&mut out)
                 .is_err()
             {
                 out.clear();
                 read::DeflateDecoder::new(&body[..])
+                    .take(limit)
                     .read_to_end(&mut out)
                     .map_err(err)?;
             }
             out
         }
     };
+    if plain.len() as u64 >= limit {
+        return Ok(body);
+    }
     let Some(replaced) = replace_all(&plain, from.as_bytes(), to.as_bytes()) else {
         return Ok(body);
     };
@@ -120,13 +134,19 @@ pub fn rewrite(
     Ok(Bytes::from(encoded))
 }
 
-/// `Some(new)` when `from` occurs in `hay`.
+/// `Some(new)` when `from` occurs in `hay` as a whole URL prefix: a match followed by a byte
+/// that continues a host or port (`…:4433` inside `…:44330`, `example.com` inside
+/// `example.com.evil`) is not Ory's URL and stays.
 fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
     if from.is_empty() {
         return None;
     }
+    let continues = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':');
     let finder = memchr::memmem::Finder::new(from);
-    let mut matches = finder.find_iter(hay).peekable();
+    let mut matches = finder
+        .find_iter(hay)
+        .filter(|&m| hay.get(m + from.len()).is_none_or(|&b| !continues(b)))
+        .peekable();
     matches.peek()?;
     let mut out = Vec::with_capacity(hay.len() + to.len() * 4);
     let mut last = 0;
@@ -204,6 +224,28 @@ mod tests {
             TO
         )
         .is_ok());
+    }
+
+    #[test]
+    fn empty_and_oversized_bodies_pass_unchanged() {
+        assert_eq!(
+            rewrite(Bytes::new(), Encoding::Gzip, FROM, TO).unwrap(),
+            Bytes::new()
+        );
+        let mut huge = format!("{FROM} ").into_bytes();
+        huge.resize(MAX_REWRITE_BODY + 10, b' ');
+        let bomb = Bytes::from(gzip(&huge));
+        assert_eq!(
+            rewrite(bomb.clone(), Encoding::Gzip, FROM, TO).unwrap(),
+            bomb
+        );
+    }
+
+    #[test]
+    fn only_whole_urls_are_replaced() {
+        let body = Bytes::from(format!("{FROM}0/x {FROM}.evil.com {FROM}/ok \"{FROM}\""));
+        let out = rewrite(body, Encoding::Identity, FROM, TO).unwrap();
+        assert_eq!(out, format!("{FROM}0/x {FROM}.evil.com {TO}/ok \"{TO}\""));
     }
 
     #[test]

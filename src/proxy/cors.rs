@@ -30,7 +30,10 @@ const EXPOSED: &[&str] = &[
     "content-type",
 ];
 
-/// The actix-cors middleware for actual (non-preflight) requests.
+/// The actix-cors middleware for actual (non-preflight) requests that carry an `Origin` (the
+/// route table only sends those through it). It echoes an allowed origin with credentials and
+/// extends `Vary`; [`preflight_layer`] then settles the decision on the request's snapshot and
+/// merges `Access-Control-Expose-Headers` (actix-cors would replace the upstream's).
 pub fn actual_requests(live: LiveSettings) -> Cors {
     Cors::default()
         .allowed_origin_fn(move |origin, _head| {
@@ -44,7 +47,6 @@ pub fn actual_requests(live: LiveSettings) -> Cors {
             allowed
         })
         .allowed_methods(ALLOWED_METHODS.iter().copied())
-        .expose_headers(EXPOSED.iter().copied())
         .supports_credentials()
         .max_age(None)
         .disable_preflight()
@@ -134,13 +136,62 @@ pub async fn preflight_layer(
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut res = next.call(req).await?;
-    if let (Some(s), Some(origin)) = (snapshot, origin) {
-        let headers = res.headers_mut();
-        if s.cors.allows_origin(origin.as_bytes()) {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        } else {
-            headers.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-        }
+    match (snapshot, origin) {
+        (Some(s), Some(origin)) => settle_actual_response(res.headers_mut(), &s.cors, origin),
+        // The answer depends on Origin even when there was none: a shared cache must not hand
+        // this copy (no CORS headers) to a cross-origin request.
+        (_, None) => vary_on_origin(res.headers_mut()),
+        (None, Some(_)) => {}
     }
     Ok(res.map_into_left_body())
+}
+
+/// The final CORS headers of an actual response, decided on the request's own snapshot.
+fn settle_actual_response(
+    headers: &mut header::HeaderMap,
+    policy: &crate::config::CorsPolicy,
+    origin: HeaderValue,
+) {
+    if !policy.allows_origin(origin.as_bytes()) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        return;
+    }
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    // Keep what the upstream exposes (browsers read one merged list) and add the proxy's.
+    let mut exposed: Vec<String> = headers
+        .get_all(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    for h in EXPOSED {
+        if !exposed.iter().any(|e| e == h) {
+            exposed.push((*h).to_string());
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&exposed.join(", ")) {
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+    }
+}
+
+fn vary_on_origin(headers: &mut header::HeaderMap) {
+    let merged = match headers.get(header::VARY).and_then(|v| v.to_str().ok()) {
+        Some(v)
+            if v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("origin") || t.trim() == "*") =>
+        {
+            return
+        }
+        Some(v) => format!("{v}, Origin"),
+        None => "Origin".to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&merged) {
+        headers.insert(header::VARY, v);
+    }
 }

@@ -11,16 +11,16 @@ use super::request_headers::{
     header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
 };
 use super::response_headers::{copy_response_headers, ResponseContext};
-use super::{route, websocket, AccessTag, ProxyState, Upstreams};
+use super::{request_body, route, websocket, AccessTag, ProxyState, Upstreams};
 use crate::sessions::Auth;
 
 /// The upstream URL for a routed request.
 fn upstream_url(state: &ProxyState, upstream: Upstream, path_and_query: &str) -> String {
-    let f = &state.fixed;
-    let (base, pq) = match upstream {
-        Upstream::App => (f.app_origin.as_str(), path_and_query),
-        Upstream::Ory => (f.ory_base.as_str(), path_and_query),
+    let base = match upstream {
+        Upstream::App => state.fixed.app_origin.as_str(),
+        Upstream::Ory => state.fixed.ory_base.as_str(),
     };
+    let pq = path_and_query;
     let mut url = String::with_capacity(base.len() + pq.len() + 1);
     url.push_str(base);
     if !pq.starts_with('/') {
@@ -50,6 +50,11 @@ pub async fn forward(
     let live = super::RequestLive::of(&req, &state.live);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
+    if routed.upstream == Upstream::Ory && route::has_dot_segment(routed.path_and_query) {
+        return Err(ProxyError::BadRequest(
+            "`.` and `..` path segments are not forwarded to Ory".into(),
+        ));
+    }
     // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.
     let auth = match (&state.sessions, routed.upstream) {
         (Some(sessions), Upstream::App) => {
@@ -59,7 +64,12 @@ pub async fn forward(
     };
     req.extensions_mut().insert(AccessTag {
         upstream: routed.upstream.as_str(),
-        auth: auth.as_ref().map_or("off", Auth::label),
+        auth: match (&auth, state.sessions.is_some()) {
+            (Some(a), _) => a.label(),
+            // Ory-bound with JWT on: the client's Authorization goes to Ory untouched.
+            (None, true) => "passthrough",
+            (None, false) => "off",
+        },
     });
     let client = match routed.upstream {
         Upstream::App => &clients.app,
@@ -68,7 +78,8 @@ pub async fn forward(
     let url = upstream_url(&state, routed.upstream, routed.path_and_query);
     let ctx = RequestContext {
         upstream: routed.upstream,
-        peer: req.peer_addr().map(|a| a.ip()),
+        // The dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+        peer: req.peer_addr().map(|a| a.ip().to_canonical()),
         fixed: &state.fixed,
         constants: &state.constants,
         drop_authorization: auth.is_some(),
@@ -84,26 +95,14 @@ pub async fn forward(
         .no_decompress();
     write_upstream_headers(req.headers(), out.headers_mut(), &ctx);
 
-    let content_length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let chunked = req
-        .headers()
-        .get(header::TRANSFER_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let sent = if chunked {
-        out.send_stream(payload).await
-    } else {
-        match content_length {
-            Some(0) => out.send_body(()).await,
-            Some(n) => out.send_body(SizedStream::new(n, payload)).await,
-            None => out.send_body(actix_web::body::None::new()).await,
-        }
-    };
-    let mut res = sent.map_err(|e| ProxyError::from_send(routed.upstream, e))?;
+    let mut res = request_body::send(
+        out,
+        req.headers(),
+        payload,
+        routed.upstream,
+        state.fixed.response_timeout,
+    )
+    .await?;
     if let (Some(sessions), Upstream::Ory) = (&state.sessions, routed.upstream) {
         sessions
             .observe_ory_answer(

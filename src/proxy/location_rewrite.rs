@@ -4,6 +4,8 @@
 //! percent-encoding and trailing slashes survive byte for byte (the Go proxy loses trailing
 //! slashes to `path.Join`, behaviour notes §10.5).
 
+use super::route::ORY_PREFIX;
+
 /// The origins involved, all as `scheme://host[:port]` without a trailing slash.
 #[derive(Debug, Clone, Copy)]
 pub struct LocationContext<'a> {
@@ -15,8 +17,7 @@ pub struct LocationContext<'a> {
     pub from_ory: bool,
 }
 
-/// The path under which Ory is published, and the welcome page's path behind it.
-pub const ORY_PREFIX: &str = "/.ory";
+/// The welcome page's path behind the Ory prefix.
 const WELCOME_PATH: &str = "/.ory/ui/welcome";
 
 /// If `loc` starts with `base` (scheme and host compared case-insensitively) at a URL
@@ -39,9 +40,24 @@ pub fn rewrite(loc: &str, ctx: &LocationContext<'_>) -> Option<String> {
         return Some(join(ctx.publish_origin, "", rest));
     }
     if ctx.from_ory && loc.starts_with('/') && !loc.starts_with("//") {
-        return Some(format!("{ORY_PREFIX}{loc}"));
+        // A Kratos under a base path (`sdk_url = "http://h/kratos"`) writes its relative
+        // redirects with that path; the browser knows it as /.ory.
+        let rest = strip_base(loc, base_path(ctx.ory_base))
+            .filter(|_| !base_path(ctx.ory_base).is_empty());
+        return Some(match rest {
+            Some(rest) => join("", ORY_PREFIX, rest),
+            None => format!("{ORY_PREFIX}{loc}"),
+        });
     }
     None
+}
+
+/// The path part of `scheme://host[:port][/path]`, `""` when there is none.
+fn base_path(base: &str) -> &str {
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    base[after_scheme..]
+        .find('/')
+        .map_or("", |i| &base[after_scheme + i..])
 }
 
 fn join(origin: &str, prefix: &str, rest: &str) -> String {
@@ -137,6 +153,27 @@ mod tests {
         );
         assert_eq!(rewrite("http://localhost:30001/x", &ctx(false)), None);
         assert_eq!(rewrite("http://127.0.0.1:3000/x", &ctx(false)), None);
+    }
+
+    #[test]
+    fn ory_base_path_is_replaced_by_the_prefix() {
+        let ctx = LocationContext {
+            ory_base: "http://kratos.internal:4433/kratos",
+            app_origin: "http://localhost:3000",
+            publish_origin: "http://localhost:4000",
+            from_ory: true,
+        };
+        assert_eq!(
+            rewrite("/kratos/ui/login?flow=1", &ctx).unwrap(),
+            "/.ory/ui/login?flow=1"
+        );
+        assert_eq!(rewrite("/other", &ctx).unwrap(), "/.ory/other");
+        assert_eq!(
+            rewrite("http://kratos.internal:4433/kratos/ui/x", &ctx).unwrap(),
+            "http://localhost:4000/.ory/ui/x"
+        );
+        assert_eq!(base_path("https://a.b"), "");
+        assert_eq!(base_path("https://a.b/k/"), "/k/");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Where to look:
 //! - which upstream a path goes to: [`route`]
-//! - headers sent upstream: [`request_headers`]; headers sent back: [`response_headers`]
+//! - headers sent upstream: [`request_headers`]; headers sent back: [`response_headers`];
+//!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
 //! - the request handler tying them together: [`forward`]; its errors: [`error`]
@@ -12,7 +13,9 @@ pub mod cookie_rewrite;
 pub mod cors;
 pub mod error;
 pub mod forward;
+pub mod hop_by_hop;
 pub mod location_rewrite;
+pub mod request_body;
 pub mod request_headers;
 pub mod response_headers;
 pub mod route;

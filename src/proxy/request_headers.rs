@@ -6,18 +6,8 @@ use std::net::IpAddr;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::error::Upstream;
+use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use crate::config::Fixed;
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-];
 
 /// Request headers larger than this in total (names, values, separators) are refused with 431
 /// instead of being sent on: actix-http alone accepts up to 128 KiB.
@@ -29,25 +19,6 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum()
-}
-
-/// Names listed in every `Connection` header value, lowercase.
-pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::CONNECTION)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// Whether a header is hop-by-hop, given the `Connection`-listed names.
-pub fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(name)
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-        || listed.iter().any(|l| l == name.as_str())
 }
 
 /// Headers through which a client could steer Ory (or fool the app): `Ory-*` and the legacy

@@ -7,8 +7,8 @@ use actix_web::HttpResponseBuilder;
 
 use super::cookie_rewrite::{self, CookieContext};
 use super::error::Upstream;
+use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use super::location_rewrite::{self, LocationContext};
-use super::request_headers::{connection_listed, is_hop_by_hop};
 use crate::config::{Fixed, Live};
 
 /// Per-response facts for the header rules.

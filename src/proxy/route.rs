@@ -2,7 +2,8 @@
 //! `%2F` and friends reach the upstream byte for byte.
 
 use super::error::Upstream;
-use super::location_rewrite::ORY_PREFIX;
+/// The path under which Ory is published on the app's domain.
+pub const ORY_PREFIX: &str = "/.ory";
 
 /// The upstream and the path-and-query to send it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,17 @@ pub fn route(path_and_query: &str) -> Routed<'_> {
     }
 }
 
+/// Whether a path has a `.` or `..` segment, percent-encoded spellings included. Such a path
+/// to Ory is refused: it could climb out of an `sdk_url` base path behind a normalising
+/// gateway, carrying the proxy's `Ory-*` headers.
+pub fn has_dot_segment(path_and_query: &str) -> bool {
+    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|seg| {
+        let seg = seg.to_ascii_lowercase().replace("%2e", ".");
+        seg == "." || seg == ".."
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +58,21 @@ mod tests {
         assert_eq!(route("/.orything").upstream, Upstream::App);
         assert_eq!(route("/a%2Fb?.ory").upstream, Upstream::App);
         assert_eq!(route("/a%2Fb").path_and_query, "/a%2Fb");
+    }
+
+    #[test]
+    fn dot_segments() {
+        for p in ["/../admin", "/a/./b", "/%2e%2E/x", "/a/%2e", "/.."] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "/a.b/c",
+            "/.well-known/x",
+            "/x?y=/../",
+            "/...",
+            "/%2e%2e%2e",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
     }
 }

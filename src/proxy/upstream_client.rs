@@ -59,17 +59,10 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, T
     Ok(Arc::new(config))
 }
 
-/// Timeouts for one upstream.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    /// TCP connect (DNS included) and, separately, the TLS handshake.
-    pub connect: Duration,
-    /// From sending the request until the response head arrives.
-    pub response: Duration,
-}
-
 /// One pooled client. Must be built on the worker that uses it (awc is `!Send`).
-pub fn build(tls: Arc<rustls::ClientConfig>, t: Timeouts) -> awc::Client {
+/// `connect` bounds the TCP connect (DNS included) and, separately, the TLS handshake. No
+/// request timeout here: awc's would include the upload; see [`super::request_body`].
+pub fn build(tls: Arc<rustls::ClientConfig>, connect: Duration) -> awc::Client {
     let tcp =
         TcpConnector::default()
             .service()
@@ -85,13 +78,13 @@ pub fn build(tls: Arc<rustls::ClientConfig>, t: Timeouts) -> awc::Client {
         .max_http_version(awc::http::Version::HTTP_11)
         .rustls_0_23(tls)
         .limit(0)
-        .timeout(t.connect)
-        .handshake_timeout(t.connect)
+        .timeout(connect)
+        .handshake_timeout(connect)
         .conn_keep_alive(Duration::from_secs(4))
         .conn_lifetime(Duration::from_secs(75));
     awc::Client::builder()
         .disable_redirects()
-        .timeout(t.response)
+        .disable_timeout()
         .no_default_headers()
         .connector(connector)
         .finish()

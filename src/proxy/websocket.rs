@@ -38,39 +38,37 @@ pub async fn relay(
             "WebSocket upgrade without Sec-WebSocket-Key".into(),
         ));
     };
+    // Sec-WebSocket-Protocol/-Extensions are end-to-end and go through with the rest.
     let mut headers = header::HeaderMap::new();
     write_upstream_headers(req.headers(), &mut headers, ctx);
-    // Hop-by-hop stripping removed these; a WebSocket handshake needs them end to end.
-    for name in [
-        header::SEC_WEBSOCKET_PROTOCOL,
-        header::SEC_WEBSOCKET_EXTENSIONS,
-    ] {
-        for v in req.headers().get_all(&name) {
-            if !headers.get_all(&name).any(|x| x == v) {
-                headers.append(name.clone(), v.clone());
-            }
-        }
-    }
     let mut ws = client.ws(url);
     for (name, value) in headers.iter() {
         if !awc_owned(name) {
             ws = ws.header(name.clone(), value.clone());
         }
     }
-    let (res, framed) = ws.connect().await.map_err(|e| {
-        use awc::error::WsClientError as W;
-        match e {
-            W::SendRequest(s) => ProxyError::from_send(ctx.upstream, s),
-            W::InvalidResponseStatus(status) => ProxyError::BadAnswer {
-                upstream: ctx.upstream,
-                detail: format!("WebSocket handshake answered {status}"),
-            },
-            other => ProxyError::BadAnswer {
+    let connected = tokio::time::timeout(ctx.fixed.response_timeout, ws.connect())
+        .await
+        .map_err(|_| ProxyError::Timeout {
+            upstream: ctx.upstream,
+        })?;
+    let (res, framed) = match connected {
+        Ok(pair) => pair,
+        // The upstream refused the upgrade (401, 404, …): the client sees that status (awc
+        // keeps no body of a refused handshake).
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            return Ok(HttpResponse::build(status).finish())
+        }
+        Err(awc::error::WsClientError::SendRequest(e)) => {
+            return Err(ProxyError::from_send(ctx.upstream, e))
+        }
+        Err(other) => {
+            return Err(ProxyError::BadAnswer {
                 upstream: ctx.upstream,
                 detail: format!("WebSocket handshake: {other}"),
-            },
+            })
         }
-    })?;
+    };
 
     let mut builder = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);
     let rctx = ResponseContext {

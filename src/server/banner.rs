@@ -129,13 +129,16 @@ pub fn effective_config(s: &Settings) -> String {
     );
     let mut origins: Vec<String> = l.cors.exact.iter().skip(1).cloned().collect();
     origins.extend(l.cors.wildcards.iter().map(|(p, s)| format!("{p}*{s}")));
-    let extra: Vec<String> = l
+    let mut extra: Vec<String> = l
         .cors
         .headers
         .iter()
         .skip(crate::config::cors_policy::BASE_HEADERS.len())
         .cloned()
         .collect();
+    if l.cors.any_header {
+        extra.push("*".into());
+    }
     let _ = writeln!(
         b,
         "\n[cors]\nallowed_origins = {}\nadditional_headers = {}",

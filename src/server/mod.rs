@@ -7,16 +7,16 @@ pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
 use crate::config::{ConfigError, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
-use crate::proxy::upstream_client::{self, Timeouts, TlsSetupError};
+use crate::proxy::upstream_client::{self, TlsSetupError};
 use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
 use crate::sessions::SessionCache;
 
@@ -56,6 +56,41 @@ impl StartError {
     }
 }
 
+/// The route table (SPEC §4): the proxy's own paths, then everything else to the forwarder.
+/// One static resource per path: a pattern list would compile to a regex set that every
+/// request is matched against.
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/.ory/jwks.json").to(local_routes::jwks))
+        .service(web::resource("/.ory/proxy/jwks.json").to(local_routes::jwks))
+        .service(
+            web::resource("/.ory/proxy/health/alive").route(web::get().to(local_routes::health)),
+        )
+        .service(
+            web::resource("/.ory/proxy/health/ready").route(web::get().to(local_routes::health)),
+        )
+        .default_service(web::to(forward::forward));
+}
+
+/// Listens on every interface, IPv6 and IPv4 alike (a dual-stack `[::]` socket), so that
+/// `localhost` works whether a client resolves it to `::1` or `127.0.0.1`. Falls back to
+/// IPv4 only where the host has no IPv6.
+fn bind_all_interfaces(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let dual_stack = || -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+        socket.set_only_v6(false)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)).into())?;
+        socket.listen(1024)?;
+        Ok(socket.into())
+    };
+    match dual_stack() {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+        Err(_) => TcpListener::bind(("0.0.0.0", port)),
+        ok => ok,
+    }
+}
+
 /// A bound, not yet running proxy.
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -74,8 +109,8 @@ impl Proxy {
     pub fn start(mut loader: Loader) -> Result<Proxy, StartError> {
         let loaded = loader.load()?;
         let port = loaded.settings.fixed.port;
-        let listener = TcpListener::bind(("0.0.0.0", port))
-            .map_err(|source| StartError::Bind { port, source })?;
+        let listener =
+            bind_all_interfaces(port).map_err(|source| StartError::Bind { port, source })?;
         let addr = listener.local_addr()?;
         let settings = if port == 0 {
             loader.set_bound_port(addr.port());
@@ -103,37 +138,30 @@ impl Proxy {
             live: live.clone(),
             sessions,
         });
-        let timeouts = Timeouts {
-            connect: fixed.connect_timeout,
-            response: fixed.response_timeout,
-        };
+        let connect_timeout = fixed.connect_timeout;
 
         let worker_live = live.clone();
         let worker_state = state.clone();
         let server = HttpServer::new(move || {
             let state = worker_state.clone();
             let upstreams = web::Data::new(Upstreams {
-                app: upstream_client::build(tls.clone(), timeouts),
-                ory: upstream_client::build(tls.clone(), timeouts),
+                app: upstream_client::build(tls.clone(), connect_timeout),
+                ory: upstream_client::build(tls.clone(), connect_timeout),
             });
-            let live = worker_live.clone();
+            // Requests with an Origin go through actix-cors; the others skip its work (and its
+            // Access-Control-* headers on answers no browser will read as CORS).
+            let has_origin =
+                guard::fn_guard(|ctx| ctx.head().headers().contains_key(header::ORIGIN));
             App::new()
                 .app_data(state.clone())
                 .app_data(upstreams)
-                // One static resource per path: a pattern list would compile to a regex set
-                // that every request is matched against.
-                .service(web::resource("/.ory/jwks.json").to(local_routes::jwks))
-                .service(web::resource("/.ory/proxy/jwks.json").to(local_routes::jwks))
                 .service(
-                    web::resource("/.ory/proxy/health/alive")
-                        .route(web::get().to(local_routes::health)),
+                    web::scope("")
+                        .guard(has_origin)
+                        .configure(routes)
+                        .wrap(cors::actual_requests(worker_live.clone())),
                 )
-                .service(
-                    web::resource("/.ory/proxy/health/ready")
-                        .route(web::get().to(local_routes::health)),
-                )
-                .default_service(web::to(forward::forward))
-                .wrap(cors::actual_requests(live.clone()))
+                .configure(routes)
                 .wrap(from_fn(cors::preflight_layer))
                 .wrap(from_fn(access_log::access_log))
         })
@@ -322,7 +350,6 @@ pub fn main_with(cli: Cli) -> ExitCode {
         if open {
             open_browser(&proxy.settings.fixed.publish_origin);
         }
-        let _keep = Arc::new(());
         proxy.run().await?;
         eprintln!("ory-proxy: stopped");
         Ok(())

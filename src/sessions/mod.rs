@@ -13,7 +13,7 @@ pub mod credentials;
 pub mod mint;
 pub mod whoami;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -72,7 +72,8 @@ impl Auth {
 type SessionMap = Cache<CredentialKey, Arc<Entry>>;
 
 enum Cmd {
-    Resize(u64),
+    /// `[session].cache_max_entries` may have changed: rebuild to the live value.
+    Resize,
 }
 
 struct Inner {
@@ -82,8 +83,16 @@ struct Inner {
     whoami_url: String,
     /// Set while Ory fails, so one warning is logged per failure burst, not per request.
     degraded: AtomicBool,
+    /// When Ory last failed (ms since `epoch`): while it is down, misses wait for no whoami
+    /// except one probe per [`PROBE_INTERVAL`], so a hung Ory does not add its timeout to
+    /// every signed-in request.
+    last_failure_ms: AtomicU64,
+    epoch: Instant,
     tx: mpsc::Sender<Cmd>,
 }
+
+/// While Ory is failing, how often a cache miss may try it again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Cloneable handle to the session actor.
 #[derive(Clone)]
@@ -130,12 +139,17 @@ impl SessionCache {
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
             degraded: AtomicBool::new(false),
+            last_failure_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             tx,
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            while let Some(Cmd::Resize(capacity)) = rx.recv().await {
+            while let Some(Cmd::Resize) = rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
+                // Read the live value here, not the sender's: a request still running on an
+                // older snapshot must not flip the cache back to the old size.
+                let capacity = inner.live.snapshot().session.cache_max_entries;
                 if inner.cache.load().policy().max_capacity() != Some(capacity) {
                     inner
                         .cache
@@ -164,10 +178,16 @@ impl SessionCache {
         };
         let cache = self.0.cache.load_full();
         if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
-            let _ = self
-                .0
-                .tx
-                .try_send(Cmd::Resize(live.session.cache_max_entries));
+            let _ = self.0.tx.try_send(Cmd::Resize);
+        }
+        if self.0.degraded.load(Ordering::Relaxed) && cache.get(&creds.key).await.is_none() {
+            let since = self.0.epoch.elapsed().as_millis() as u64;
+            let last = self.0.last_failure_ms.load(Ordering::Relaxed);
+            if since.saturating_sub(last) < PROBE_INTERVAL.as_millis() as u64 {
+                return Auth::Unavailable;
+            }
+            // This request is the probe; concurrent ones keep answering Unavailable.
+            self.0.last_failure_ms.store(since, Ordering::Relaxed);
         }
         let url = &self.0.whoami_url;
         let looked_up = cache
@@ -189,6 +209,9 @@ impl SessionCache {
         let entry = match looked_up {
             Ok(e) => e,
             Err(e) => {
+                self.0
+                    .last_failure_ms
+                    .store(self.0.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
                 if !self.0.degraded.swap(true, Ordering::Relaxed) {
                     log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");
                 }

@@ -99,13 +99,8 @@ pub fn parse(body: &[u8]) -> Result<Whoami, WhoamiError> {
         .identity
         .map(|i| i.id)
         .ok_or_else(|| WhoamiError::Body("active session without identity.id".into()))?;
-    let expires_at = match view.expires_at.as_deref() {
-        None => None,
-        Some(s) => Some(
-            humantime::parse_rfc3339_weak(s)
-                .map_err(|e| WhoamiError::Body(format!("expires_at {s:?}: {e}")))?,
-        ),
-    };
+    // Unparsable: no expiry of its own; the cache ttl and the token ttl still bound it.
+    let expires_at = view.expires_at.as_deref().and_then(parse_rfc3339);
     if expires_at.is_some_and(|t| t <= SystemTime::now()) {
         return Ok(Whoami::Anonymous);
     }
@@ -116,6 +111,28 @@ pub fn parse(body: &[u8]) -> Result<Whoami, WhoamiError> {
         expires_at,
         raw,
     }))
+}
+
+/// RFC 3339 with `Z` or a numeric offset (`+02:00`), fractional seconds allowed.
+fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+        return humantime::parse_rfc3339_weak(&format!("{utc}Z")).ok();
+    }
+    // The offset is the last `+hh:mm` / `-hh:mm` after the time's `T`.
+    let t = s.find(['T', 't', ' '])?;
+    let at = s[t..].rfind(['+', '-'])? + t;
+    let (local, offset) = s.split_at(at);
+    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
+    let (h, m) = offset[1..].split_once(':')?;
+    let secs = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
+    let as_if_utc = humantime::parse_rfc3339_weak(&format!("{local}Z")).ok()?;
+    // local = utc + offset, so utc = local - offset.
+    if secs >= 0 {
+        as_if_utc.checked_sub(std::time::Duration::from_secs(secs.unsigned_abs()))
+    } else {
+        as_if_utc.checked_add(std::time::Duration::from_secs(secs.unsigned_abs()))
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +150,32 @@ mod tests {
         };
         assert_eq!(s.identity_id, "18aafd3e-b00c-4b19-81c8-351e38705126");
         assert_eq!(s.raw.get().as_bytes(), &body[..]);
+    }
+
+    #[test]
+    fn expires_at_with_offsets() {
+        let z = parse_rfc3339("2030-01-01T12:00:00Z").unwrap();
+        assert_eq!(parse_rfc3339("2030-01-01T14:00:00+02:00"), Some(z));
+        assert_eq!(
+            parse_rfc3339("2030-01-01T10:30:00.5-01:30").unwrap(),
+            z + std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_rfc3339("2030-01-01T12:00:00.123456Z").unwrap(),
+            z + std::time::Duration::from_micros(123_456)
+        );
+        assert_eq!(parse_rfc3339("soon"), None);
+        let body =
+            br#"{"active":true,"expires_at":"2999-01-01T00:00:00+05:00","identity":{"id":"x"}}"#;
+        assert!(matches!(parse(body).unwrap(), Whoami::Active(_)));
+        let odd = br#"{"active":true,"expires_at":"tomorrow","identity":{"id":"x"}}"#;
+        assert!(matches!(
+            parse(odd).unwrap(),
+            Whoami::Active(ActiveSession {
+                expires_at: None,
+                ..
+            })
+        ));
     }
 
     #[test]

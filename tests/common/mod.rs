@@ -225,8 +225,10 @@ impl Proxy {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("  listening    http://0.0.0.0:") {
-                    if let (Some(t), Ok(port)) = (tx.take(), rest.trim().parse::<u16>()) {
+                // `http://[::]:PORT` (dual stack) or `http://0.0.0.0:PORT`.
+                if let Some(rest) = line.strip_prefix("  listening    http://") {
+                    let port = rest.rsplit(':').next().unwrap_or("").trim().parse::<u16>();
+                    if let (Some(t), Ok(port)) = (tx.take(), port) {
                         let _ = t.send(port);
                     }
                 }

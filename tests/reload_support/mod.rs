@@ -153,7 +153,7 @@ impl Proxy {
         };
         let banner = p
             .wait_line(Duration::from_secs(20), |l| {
-                l.starts_with("  listening    http://0.0.0.0:")
+                l.starts_with("  listening    http://")
             })
             .unwrap_or_else(|| panic!("no banner; stderr:\n{}", p.stderr()));
         p.port = banner

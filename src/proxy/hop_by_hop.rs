@@ -1,0 +1,34 @@
+//! Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, so the proxy drops
+//! them in both directions, together with every header a `Connection` header names.
+
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+
+/// The fixed set; `keep-alive` and `proxy-connection` are matched by name below.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Names listed in every `Connection` header value, lowercase.
+pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Whether a header is hop-by-hop, given the `Connection`-listed names.
+pub fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+        || listed.iter().any(|l| l == name.as_str())
+}

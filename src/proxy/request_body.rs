@@ -1,0 +1,101 @@
+//! Sending the request body upstream and waiting for the answer's head.
+//!
+//! The response timeout starts when the client has sent its whole body, not when the request
+//! starts: awc's own timeout covers the upload too, which would turn every upload slower than
+//! `[upstream].response_timeout` into a 504 (SPEC §5.1: no size limit of the proxy's own).
+
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::web;
+use awc::{ClientRequest, ClientResponse};
+use futures_util::Stream;
+use tokio::sync::Notify;
+
+use super::error::{ProxyError, Upstream};
+
+/// The client's body, announcing on `done` when it has all been read (or failed).
+struct Tracked<S> {
+    inner: S,
+    done: Option<Rc<Notify>>,
+}
+
+impl<S: Stream + Unpin> Stream for Tracked<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let item = Pin::new(&mut self.inner).poll_next(cx);
+        if matches!(item, Poll::Ready(None)) {
+            if let Some(done) = self.done.take() {
+                done.notify_one();
+            }
+        }
+        item
+    }
+}
+
+impl<S> Drop for Tracked<S> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done.notify_one();
+        }
+    }
+}
+
+/// How the client framed its body.
+fn framing(headers: &HeaderMap) -> (bool, Option<u64>) {
+    let chunked = headers
+        .get(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    (chunked, length)
+}
+
+/// Sends `out` with the client's body streamed as it arrives (chunked stays chunked, a length
+/// stays a length) and returns the upstream's answer head.
+pub async fn send(
+    out: ClientRequest,
+    inbound: &HeaderMap,
+    payload: web::Payload,
+    upstream: Upstream,
+    response_timeout: Duration,
+) -> Result<ClientResponse, ProxyError> {
+    let done = Rc::new(Notify::new());
+    let body = Tracked {
+        inner: payload,
+        done: Some(done.clone()),
+    };
+    let sending = match framing(inbound) {
+        (true, _) => out.send_stream(body),
+        (false, Some(n)) if n > 0 => out.send_body(SizedStream::new(n, body)),
+        (false, Some(_)) => {
+            drop(body);
+            out.send_body(())
+        }
+        (false, None) => {
+            drop(body);
+            out.send_body(actix_web::body::None::new())
+        }
+    };
+    let mut sending = std::pin::pin!(sending);
+    let answered = tokio::select! {
+        // An upstream may answer (e.g. 413) before the upload ends.
+        res = &mut sending => Some(res),
+        () = done.notified() => None,
+    };
+    let res = match answered {
+        Some(res) => res,
+        None => tokio::time::timeout(response_timeout, sending)
+            .await
+            .map_err(|_| ProxyError::Timeout { upstream })?,
+    };
+    res.map_err(|e| ProxyError::from_send(upstream, e))
+}
