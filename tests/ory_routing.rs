@@ -53,6 +53,23 @@ async fn ory_prefix_is_stripped_once_and_only_on_the_ory_segment() {
 }
 
 #[actix_web::test]
+async fn dot_segments_never_reach_ory() {
+    let app = FakeApp::start();
+    let ory = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(&ory.url()).start();
+    for sent in ["/.ory/../admin/x", "/.ory/a/%2e%2E/b", "/.ory/./x"] {
+        let mut res = client().get(proxy.url(sent)).send().await.unwrap();
+        let body = read_body(&mut res).await;
+        assert_eq!(res.status(), 400, "{sent}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("path segments"),
+            "{sent}"
+        );
+    }
+    assert!(ory.seen().is_empty(), "Ory got {:?}", ory.seen());
+}
+
+#[actix_web::test]
 async fn health_endpoints_are_answered_by_the_proxy() {
     let app = FakeApp::start();
     let ory = FakeApp::start();

@@ -63,6 +63,38 @@ async fn app_down_is_a_502_and_the_proxy_keeps_serving() {
 }
 
 #[actix_web::test]
+async fn an_upload_slower_than_the_response_timeout_still_goes_through() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .toml("[upstream]\nresponse_timeout = \"500ms\"\n")
+        .start();
+    // A client that takes ~1.5 s to send its body: the response timeout only starts once the
+    // body is all sent (awc's own timeout would count the upload and answer 504).
+    let addr = proxy.addr();
+    let report = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        for _ in 0..6 {
+            s.write_all(b"400\r\n").unwrap();
+            s.write_all(&[b'u'; 0x400]).unwrap();
+            s.write_all(b"\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        s.write_all(b"0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    })
+    .join()
+    .unwrap();
+    assert!(report.starts_with("HTTP/1.1 200"), "{report}");
+    assert!(report.contains("\"len\":6144"), "{report}");
+}
+
+#[actix_web::test]
 async fn slow_upstream_past_response_timeout_is_a_504() {
     let app = FakeApp::start();
     let mut proxy = Proxy::to(&app.url())
