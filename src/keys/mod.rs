@@ -66,8 +66,15 @@ struct Retired {
     until: SystemTime,
 }
 
+/// How often the keys file is checked for another instance's rotation. Well below the
+/// shortest publish-ahead of a rotation that matters (`ttl/2` for a 1 min ttl), so that every
+/// instance publishes a new key before its first token arrives anywhere.
+const KEYS_FILE_POLL: Duration = Duration::from_secs(2);
+
 struct KeyActor {
     file: Option<PathBuf>,
+    /// mtime and length of the keys file as last read or written.
+    file_stamp: Option<(SystemTime, u64)>,
     signing: EcKey,
     retired: Vec<Retired>,
     ring: Arc<ArcSwap<KeyRing>>,
@@ -109,8 +116,11 @@ fn build_ring(signing: &EcKey, extra_public: &[&EcKey]) -> Result<KeyRing, KeyEr
     })
 }
 
-/// Writes the keys file atomically (temp file + rename) with mode 0600.
-fn write_keys_file(path: &Path, jwks: &JwksJson) -> Result<(), KeyError> {
+/// Writes the keys file atomically with mode 0600: a temp file beside it, then either a
+/// rename over it, or (`create_only`) a hard link that fails when the file already exists, so
+/// that instances starting together end up with one key instead of each its own.
+/// Returns false when `create_only` lost that race.
+fn write_keys_file(path: &Path, jwks: &JwksJson, create_only: bool) -> Result<bool, KeyError> {
     let err = |message: String| KeyError::File {
         path: path.to_path_buf(),
         message,
@@ -121,82 +131,113 @@ fn write_keys_file(path: &Path, jwks: &JwksJson) -> Result<(), KeyError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("keys"),
-        std::process::id()
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
     ));
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let write = || -> std::io::Result<()> {
+    let write = || -> std::io::Result<bool> {
         use std::io::Write as _;
         let mut f = opts.open(&tmp)?;
         f.write_all(&text)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        if create_only {
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        } else {
+            std::fs::rename(&tmp, path).map(|()| true)
+        }
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(format!("cannot write: {e}"))
-    })
+    let written = write();
+    let _ = std::fs::remove_file(&tmp);
+    written.map_err(|e| err(format!("cannot write: {e}")))
+}
+
+/// The keys file's identity, to notice another instance's write.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Reads the keys file; `Ok(None)` when it does not exist. Its first key signs; the others
+/// are verify-only until their `retire_at`.
+fn read_keys_file(
+    path: &Path,
+    default_keep: Duration,
+) -> Result<Option<(EcKey, Vec<Retired>)>, KeyError> {
+    let err = |message: String| KeyError::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(format!("cannot read: {e}"))),
+    };
+    let jwks: JwksJson = serde_json::from_slice(&bytes)
+        .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
+    let mut keys = jwks.keys.iter().enumerate();
+    let (i, first) = keys.next().ok_or_else(|| err("holds no key".into()))?;
+    let signing = EcKey::from_private_jwk(i, first).map_err(|e| err(e.to_string()))?;
+    let now = SystemTime::now();
+    let mut retired = Vec::new();
+    for (i, j) in keys {
+        let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
+        let until = j
+            .retire_at
+            .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
+            .unwrap_or(now + default_keep);
+        if until > now {
+            retired.push(Retired { key, until });
+        }
+    }
+    Ok(Some((signing, retired)))
 }
 
 /// Loads the keys file, or creates it with a fresh key when it does not exist.
 /// An unreadable or malformed file is an error: never a silent new key.
 fn load_or_create(path: &Path, default_keep: Duration) -> Result<(EcKey, Vec<Retired>), KeyError> {
-    let err = |message: String| KeyError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let jwks: JwksJson = serde_json::from_slice(&bytes)
-                .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
-            let mut keys = jwks.keys.iter().enumerate();
-            let (i, first) = keys.next().ok_or_else(|| err("holds no key".into()))?;
-            let signing = EcKey::from_private_jwk(i, first).map_err(|e| err(e.to_string()))?;
-            let now = SystemTime::now();
-            let mut retired = Vec::new();
-            for (i, j) in keys {
-                let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
-                let until = j
-                    .retire_at
-                    .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
-                    .unwrap_or(now + default_keep);
-                if until > now {
-                    retired.push(Retired { key, until });
-                }
+    if let Some(keys) = read_keys_file(path, default_keep)? {
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt as _;
+            if meta.permissions().mode() & 0o077 != 0 {
+                log::warn!(
+                    "JWT keys file {} is readable by others; chmod 600 it",
+                    path.display()
+                );
             }
-            #[cfg(unix)]
-            if let Ok(meta) = std::fs::metadata(path) {
-                use std::os::unix::fs::PermissionsExt as _;
-                if meta.permissions().mode() & 0o077 != 0 {
-                    log::warn!(
-                        "JWT keys file {} is readable by others; chmod 600 it",
-                        path.display()
-                    );
-                }
-            }
-            Ok((signing, retired))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let signing = EcKey::generate();
-            write_keys_file(
-                path,
-                &JwksJson {
-                    keys: vec![signing.private_jwk()],
-                },
-            )?;
-            log::info!(
-                "created JWT keys file {} (key id {})",
-                path.display(),
-                signing.kid
-            );
-            Ok((signing, Vec::new()))
-        }
-        Err(e) => Err(err(format!("cannot read: {e}"))),
+        return Ok(keys);
     }
+    let signing = EcKey::generate();
+    let created = write_keys_file(
+        path,
+        &JwksJson {
+            keys: vec![signing.private_jwk()],
+        },
+        true,
+    )?;
+    if created {
+        log::info!(
+            "created JWT keys file {} (key id {})",
+            path.display(),
+            signing.kid
+        );
+        return Ok((signing, Vec::new()));
+    }
+    // Another instance created it first: use its key.
+    read_keys_file(path, default_keep)?.ok_or_else(|| KeyError::File {
+        path: path.to_path_buf(),
+        message: "disappeared while being created".into(),
+    })
 }
 
 impl KeyActor {
@@ -208,16 +249,68 @@ impl KeyActor {
         Ok(())
     }
 
-    fn persist(&self) -> Result<(), KeyError> {
-        let Some(path) = &self.file else {
+    /// Writes the keys file: the signing key first, then `pending` (a key published ahead of
+    /// signing, so that other instances publish it too) and the retired keys, verify-only.
+    fn persist(&mut self, pending: Option<(&EcKey, SystemTime)>) -> Result<(), KeyError> {
+        let Some(path) = self.file.clone() else {
             return Ok(());
         };
         let mut keys = vec![self.signing.private_jwk()];
-        keys.extend(self.retired.iter().map(|r| jwk::JwkJson {
-            retire_at: Some(unix(r.until)),
-            ..r.key.private_jwk()
+        let verify_only = pending
+            .into_iter()
+            .chain(self.retired.iter().map(|r| (&r.key, r.until)));
+        keys.extend(verify_only.map(|(key, until)| jwk::JwkJson {
+            retire_at: Some(unix(until)),
+            ..key.private_jwk()
         }));
-        write_keys_file(path, &JwksJson { keys })
+        write_keys_file(&path, &JwksJson { keys }, false)?;
+        self.file_stamp = stamp(&path);
+        Ok(())
+    }
+
+    /// Adopts what another instance sharing the keys file wrote (a rotation): its signing key,
+    /// and every key either side still needs for verification.
+    fn sync_from_file(&mut self) {
+        let Some(path) = self.file.clone() else {
+            return;
+        };
+        let now_stamp = stamp(&path);
+        if now_stamp.is_none() || now_stamp == self.file_stamp {
+            return;
+        }
+        self.file_stamp = now_stamp;
+        let keep = (self.token_lifetime)() + Duration::from_secs(5);
+        let (signing, retired) = match read_keys_file(&path, keep) {
+            Ok(Some(keys)) => keys,
+            Ok(None) => return,
+            Err(e) => {
+                log::error!("{e}; keeping the keys in use");
+                return;
+            }
+        };
+        if signing.kid != self.signing.kid {
+            let old = std::mem::replace(&mut self.signing, signing);
+            log::info!(
+                "adopted JWT signing key {} from {}",
+                self.signing.kid,
+                path.display()
+            );
+            self.retired.push(Retired {
+                key: old,
+                until: SystemTime::now() + keep,
+            });
+        }
+        // A key published ahead of a rotation sits in `retired` until it signs.
+        let signing_kid = self.signing.kid.clone();
+        self.retired.retain(|r| r.key.kid != signing_kid);
+        for r in retired {
+            if r.key.kid != signing_kid && !self.retired.iter().any(|x| x.key.kid == r.key.kid) {
+                self.retired.push(r);
+            }
+        }
+        if let Err(e) = self.publish(None) {
+            log::error!("{e}");
+        }
     }
 
     async fn rotate(
@@ -225,9 +318,17 @@ impl KeyActor {
         publish_ahead: Duration,
         keep_old_for: Duration,
     ) -> Result<String, KeyError> {
+        // Start from the shared file's latest state, or this write would undo another
+        // instance's rotation.
+        self.sync_from_file();
         let next = EcKey::generate();
-        // 1. Publish: verifiers can fetch the new key before any token carries its kid.
+        // 1. Publish: verifiers can fetch the new key before any token carries its kid, from
+        //    this instance and, through the keys file, from the others sharing it.
         self.publish(Some(&next))?;
+        let pending_until = SystemTime::now()
+            .checked_add(publish_ahead + keep_old_for)
+            .unwrap_or_else(SystemTime::now);
+        self.persist(Some((&next, pending_until)))?;
         if !publish_ahead.is_zero() {
             tokio::time::sleep(publish_ahead).await;
         }
@@ -240,7 +341,7 @@ impl KeyActor {
                 .unwrap_or_else(SystemTime::now),
         });
         self.publish(None)?;
-        self.persist()?;
+        self.persist(None)?;
         log::info!(
             "rotated the JWT signing key: new key id {}",
             self.signing.kid
@@ -253,8 +354,10 @@ impl KeyActor {
         let now = SystemTime::now();
         let before = self.retired.len();
         self.retired.retain(|r| r.until > now);
+        // Only the JWKS changes: the keys file's `retire_at` tells every reader the same, and
+        // writing it here could undo a rotation another instance just made.
         if self.retired.len() != before {
-            if let Err(e) = self.publish(None).and_then(|_| self.persist()) {
+            if let Err(e) = self.publish(None) {
                 log::error!("{e}");
             }
         }
@@ -266,9 +369,12 @@ impl KeyActor {
         let mut usr1 = self.usr1.take();
         loop {
             let next_expiry = self.expire_retired();
-            let wait = next_expiry
+            let mut wait = next_expiry
                 .and_then(|t| t.duration_since(SystemTime::now()).ok())
                 .unwrap_or(Duration::from_secs(3600));
+            if self.file.is_some() {
+                wait = wait.min(KEYS_FILE_POLL);
+            }
             #[cfg(unix)]
             let usr1_recv = async {
                 match usr1.as_mut() {
@@ -293,7 +399,7 @@ impl KeyActor {
                         log::error!("key rotation failed: {e}");
                     }
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => self.sync_from_file(),
             }
         }
     }
@@ -314,6 +420,7 @@ impl KeyHandle {
         let ring = Arc::new(ArcSwap::from_pointee(build_ring(&signing, &extra)?));
         let (tx, rx) = mpsc::channel(8);
         let actor = KeyActor {
+            file_stamp: keys_file.and_then(stamp),
             file: keys_file.map(Path::to_path_buf),
             signing,
             retired,
@@ -413,6 +520,60 @@ mod tests {
         }
         let b = KeyHandle::start(Some(&path), || Duration::from_secs(60)).unwrap();
         assert_eq!(a.ring().signing.kid, b.ring().signing.kid);
+    }
+
+    #[test]
+    fn instances_creating_the_file_together_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let kids: Vec<String> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || {
+                    load_or_create(&p, Duration::from_secs(60)).unwrap().0.kid
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+    }
+
+    #[tokio::test]
+    async fn a_rotation_reaches_the_other_instances_sharing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let a = KeyHandle::start(Some(&path), || Duration::from_secs(60)).unwrap();
+        let b = KeyHandle::start(Some(&path), || Duration::from_secs(60)).unwrap();
+        let old = b.ring().signing.kid.clone();
+        let rotating = {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.rotate(Duration::from_secs(4), Duration::from_secs(60))
+                    .await
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // B publishes the new key while A still signs with the old one.
+        while kids_in(&b.ring()).len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "B never published A's next key"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(a.ring().signing.kid, old, "A signed before B published");
+        let new = rotating.await.unwrap().unwrap();
+        while b.ring().signing.kid != new {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "B never adopted A's key"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // B keeps verifying the tokens it signed before, and lists each key once.
+        assert_eq!(kids_in(&b.ring()), [new, old]);
     }
 
     #[tokio::test]
