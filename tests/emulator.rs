@@ -62,14 +62,18 @@ async fn text(res: &mut awc::ClientResponse) -> String {
     String::from_utf8(res.body().await.unwrap().to_vec()).unwrap()
 }
 
-async fn whoami_status(ory: &Emulator, cookie: &str) -> StatusCode {
-    client()
-        .get(format!("{}/sessions/whoami", ory.url()))
+/// GET `url` with a `Cookie` header.
+async fn get_with_cookie(http: &awc::Client, url: &str, cookie: &str) -> awc::ClientResponse {
+    http.get(url)
         .insert_header(("Cookie", cookie))
         .send()
         .await
         .unwrap()
-        .status()
+}
+
+async fn whoami_status(ory: &Emulator, cookie: &str) -> StatusCode {
+    let url = format!("{}/sessions/whoami", ory.url());
+    get_with_cookie(&client(), &url, cookie).await.status()
 }
 
 fn unauthorized_body() -> Value {
@@ -188,12 +192,12 @@ async fn whoami_failure_and_delay_can_be_injected() {
     let session = ory.create_session("carol@example.org");
 
     ory.set_whoami_failure(Some(503));
-    let mut res = client()
-        .get(format!("{}/sessions/whoami", ory.url()))
-        .insert_header(("Cookie", session.cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(
+        &client(),
+        &format!("{}/sessions/whoami", ory.url()),
+        session.cookie.as_str(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], 503);
@@ -248,12 +252,7 @@ async fn login_through_the_html_form_with_csrf() {
     assert!(csrf_cookie.starts_with(&format!("{}=", ory.csrf_cookie_name())));
 
     // 2. The UI renders the form with absolute URLs and stable ids.
-    let mut res = http
-        .get(&ui_url)
-        .insert_header(("Cookie", csrf_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(&http, &ui_url, &csrf_cookie).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.headers().get("content-type").unwrap(),
@@ -312,12 +311,7 @@ async fn login_through_the_html_form_with_csrf() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), ui_url);
     assert!(set_cookies(&res).is_empty());
-    let mut res = http
-        .get(&ui_url)
-        .insert_header(("Cookie", csrf_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(&http, &ui_url, &csrf_cookie).await;
     let html = text(&mut res).await;
     assert!(
         html.contains("The provided credentials are invalid"),
@@ -360,12 +354,12 @@ async fn login_through_the_html_form_with_csrf() {
     );
     let session_cookie = cookie_pair(&cookies, "ory_kratos_session=");
 
-    let mut res = http
-        .get(format!("{base}/sessions/whoami"))
-        .insert_header(("Cookie", session_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(
+        &http,
+        &format!("{base}/sessions/whoami"),
+        session_cookie.as_str(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let session: Value = res.json().await.unwrap();
     assert_eq!(session["identity"]["traits"]["email"], DEMO_EMAIL);
@@ -378,12 +372,12 @@ async fn login_through_the_html_form_with_csrf() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let mut res = http
-        .get(format!("{base}/ui/welcome"))
-        .insert_header(("Cookie", session_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(
+        &http,
+        &format!("{base}/ui/welcome"),
+        session_cookie.as_str(),
+    )
+    .await;
     let html = text(&mut res).await;
     assert!(html.contains(DEMO_EMAIL), "{html}");
     assert!(
@@ -491,12 +485,12 @@ async fn login_with_json_answers_json() {
     assert!(body.get("session_token").is_none());
 
     // Already signed in: a new browser flow is refused (JSON) or skipped (browser).
-    let res = http
-        .get(format!("{}/self-service/login/browser", ory.url()))
-        .insert_header(("Cookie", session_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let res = get_with_cookie(
+        &http,
+        &format!("{}/self-service/login/browser", ory.url()),
+        session_cookie.as_str(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), format!("{}/ui/welcome", ory.url()));
     let mut res = http
@@ -550,12 +544,7 @@ async fn registration_validates_then_signs_in() {
     let flow_id = ui_url.rsplit('=').next().unwrap().to_owned();
     let csrf_cookie = cookie_pair(&set_cookies(&res), "csrf_token_");
 
-    let mut res = http
-        .get(&ui_url)
-        .insert_header(("Cookie", csrf_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(&http, &ui_url, &csrf_cookie).await;
     let html = text(&mut res).await;
     let action = format!("{base}/self-service/registration?flow={flow_id}");
     assert!(html.contains(&format!("action=\"{action}\"")), "{html}");
@@ -599,12 +588,7 @@ async fn registration_validates_then_signs_in() {
     // Duplicate email.
     let res = submit(DEMO_EMAIL, "long-enough-password").await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let mut res = http
-        .get(&ui_url)
-        .insert_header(("Cookie", csrf_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(&http, &ui_url, &csrf_cookie).await;
     assert!(text(&mut res).await.contains("exists already"));
 
     // Success: signed in, 303 to the welcome page.
@@ -614,12 +598,12 @@ async fn registration_validates_then_signs_in() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), format!("{base}/ui/welcome"));
     let session_cookie = cookie_pair(&set_cookies(&res), "ory_kratos_session=");
-    let mut res = http
-        .get(format!("{base}/sessions/whoami"))
-        .insert_header(("Cookie", session_cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(
+        &http,
+        &format!("{base}/sessions/whoami"),
+        session_cookie.as_str(),
+    )
+    .await;
     let session: Value = res.json().await.unwrap();
     assert_eq!(session["identity"]["traits"]["email"], "new@example.org");
 }
@@ -678,12 +662,12 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
-    let mut res = http
-        .get(format!("{base}/self-service/logout/browser"))
-        .insert_header(("Cookie", session.cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let mut res = get_with_cookie(
+        &http,
+        &format!("{base}/self-service/logout/browser"),
+        session.cookie.as_str(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let flow: Value = res.json().await.unwrap();
     let token = flow["logout_token"].as_str().unwrap();
@@ -693,12 +677,7 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
         format!("{base}/self-service/logout?token={token}")
     );
 
-    let res = http
-        .get(logout_url)
-        .insert_header(("Cookie", session.cookie.as_str()))
-        .send()
-        .await
-        .unwrap();
+    let res = get_with_cookie(&http, logout_url, &session.cookie).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&res), format!("{base}/ui/welcome"));
     let cookies = set_cookies(&res);

@@ -8,8 +8,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 
 use common::app::{pattern, sha256_hex, UploadReport, CHUNK};
 use common::{
-    client, get_echo, header_all, header_one, raw_exchange, raw_upstream, read_body, respond_path,
-    FakeApp, Proxy, HTTP_DEADLINE,
+    client, get_echo, header_all, header_one, raw_exchange, raw_upstream, read_at_least, read_body,
+    respond_path, FakeApp, Proxy, HTTP_DEADLINE,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -57,15 +57,12 @@ async fn download_of_20_mib_is_streamed_and_intact() {
         }
         // The app holds everything after its first chunk until the gate opens: the first
         // bytes can only arrive now if the proxy streams.
-        let mut got = Vec::with_capacity(20 * MIB);
-        while got.len() < CHUNK {
-            let chunk = tokio::time::timeout(HTTP_DEADLINE, res.next())
-                .await
-                .expect("first chunk did not arrive while the upstream was still sending")
-                .expect("body ended early")
-                .unwrap();
-            got.extend_from_slice(&chunk);
-        }
+        let mut got = read_at_least(
+            &mut res,
+            CHUNK,
+            "first chunk did not arrive while the upstream was still sending",
+        )
+        .await;
         assert_eq!(
             got.len(),
             CHUNK,

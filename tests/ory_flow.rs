@@ -8,7 +8,7 @@ use std::io::Read as _;
 
 use ory_proxy::emulator::{Emulator, EmulatorConfig, DEMO_EMAIL, DEMO_PASSWORD};
 
-use common::{client, header_all, header_one, read_body, FakeApp, Proxy};
+use common::{answer, client, get_with, header_all, send, FakeApp, Proxy};
 
 fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::default()).expect("emulator")
@@ -60,41 +60,34 @@ async fn browser_login_whoami_and_logout_stay_on_the_publish_url() {
     let c = client();
 
     // 1. Start a login flow: Ory's redirect to its own UI comes back on the publish URL.
-    let mut res = c
-        .get(proxy.url("/.ory/self-service/login/browser"))
-        .insert_header(("Accept", "text/html"))
-        .send()
-        .await
-        .unwrap();
-    read_body(&mut res).await;
-    assert_eq!(res.status(), 303);
-    let loc = header_one(res.headers(), "location").unwrap();
+    let res = send(
+        c.get(proxy.url("/.ory/self-service/login/browser"))
+            .insert_header(("Accept", "text/html")),
+    )
+    .await;
+    assert_eq!(res.status, 303);
+    let loc = res.location();
     let flow_prefix = format!("{publish_ory}/ui/login?flow=");
     assert!(loc.starts_with(&flow_prefix), "{loc}");
     let flow = loc[flow_prefix.len()..].to_string();
-    let (csrf, csrf_line) = set_cookie(res.headers(), "csrf_token_");
+    let (csrf, csrf_line) = set_cookie(&res.headers, "csrf_token_");
     assert_host_only(&csrf_line);
 
     // 2. The login page: gzip HTML with every Ory URL on the publish URL.
-    let mut res = c
-        .get(proxy.url(&format!("/.ory/ui/login?flow={flow}")))
-        .insert_header(("Accept", "text/html"))
-        .insert_header(("Accept-Encoding", "gzip"))
-        .insert_header(("Cookie", csrf.as_str()))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 200);
+    let res = send(
+        c.get(proxy.url(&format!("/.ory/ui/login?flow={flow}")))
+            .insert_header(("Accept", "text/html"))
+            .insert_header(("Accept-Encoding", "gzip"))
+            .insert_header(("Cookie", csrf.as_str())),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-encoding").as_deref(), Some("gzip"));
     assert_eq!(
-        header_one(res.headers(), "content-encoding").as_deref(),
-        Some("gzip")
+        res.header("content-length"),
+        Some(res.body.len().to_string())
     );
-    assert_eq!(
-        header_one(res.headers(), "content-length"),
-        Some(body.len().to_string())
-    );
-    let html = gunzip(&body);
+    let html = gunzip(&res.body);
     assert!(
         !html.contains(ory.url()),
         "Ory's origin left in the page:\n{html}"
@@ -111,74 +104,63 @@ async fn browser_login_whoami_and_logout_stay_on_the_publish_url() {
         ("password", DEMO_PASSWORD),
         ("method", "password"),
     ];
-    let mut res = c
-        .post(proxy.url(&format!("/.ory/self-service/login?flow={flow}")))
-        .insert_header(("Accept", "text/html"))
-        .insert_header(("Cookie", csrf.as_str()))
-        .send_form(&form)
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 303, "{}", String::from_utf8_lossy(&body));
-    let loc = header_one(res.headers(), "location").unwrap();
-    assert_eq!(loc.trim_end_matches('/'), publish);
-    let (session, session_line) = set_cookie(res.headers(), "ory_kratos_session=");
+    let res = answer(
+        c.post(proxy.url(&format!("/.ory/self-service/login?flow={flow}")))
+            .insert_header(("Accept", "text/html"))
+            .insert_header(("Cookie", csrf.as_str()))
+            .send_form(&form)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(res.location().trim_end_matches('/'), publish);
+    let (session, session_line) = set_cookie(&res.headers, "ory_kratos_session=");
     assert_host_only(&session_line);
     assert!(!session_line.contains("Secure"), "{session_line}");
 
     // 4. whoami through the proxy with the cookie the browser now holds.
-    let mut res = c
-        .get(proxy.url("/.ory/sessions/whoami"))
-        .insert_header(("Accept", "application/json"))
-        .insert_header(("Cookie", session.as_str()))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
-    let whoami: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let res = send(
+        c.get(proxy.url("/.ory/sessions/whoami"))
+            .insert_header(("Accept", "application/json"))
+            .insert_header(("Cookie", session.as_str())),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let whoami = res.json();
     assert_eq!(whoami["active"], true, "{whoami}");
     assert_eq!(
         whoami["identity"]["traits"]["email"], DEMO_EMAIL,
         "{whoami}"
     );
-    assert!(!String::from_utf8_lossy(&body).contains(ory.url()));
+    assert!(!res.text().contains(ory.url()));
 
     // 5. Logout: the URL Ory hands out is on the publish URL, and following it clears the
     //    cookie on the publish domain.
-    let mut res = c
-        .get(proxy.url("/.ory/self-service/logout/browser"))
-        .insert_header(("Accept", "application/json"))
-        .insert_header(("Cookie", session.as_str()))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let res = send(
+        c.get(proxy.url("/.ory/self-service/logout/browser"))
+            .insert_header(("Accept", "application/json"))
+            .insert_header(("Cookie", session.as_str())),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let v = res.json();
     let logout_url = v["logout_url"].as_str().unwrap().to_string();
     let logout_path = logout_url
         .strip_prefix(&publish)
         .unwrap_or_else(|| panic!("logout_url not on the publish URL: {logout_url}"));
     assert!(logout_path.starts_with("/.ory/self-service/logout?token="));
-    let mut res = c
-        .get(proxy.url(logout_path))
-        .insert_header(("Accept", "text/html"))
-        .insert_header(("Cookie", session.as_str()))
-        .send()
-        .await
-        .unwrap();
-    read_body(&mut res).await;
-    assert_eq!(res.status(), 303);
-    let (cleared, cleared_line) = set_cookie(res.headers(), "ory_kratos_session=");
+    let res = send(
+        c.get(proxy.url(logout_path))
+            .insert_header(("Accept", "text/html"))
+            .insert_header(("Cookie", session.as_str())),
+    )
+    .await;
+    assert_eq!(res.status, 303);
+    let (cleared, cleared_line) = set_cookie(&res.headers, "ory_kratos_session=");
     assert_eq!(cleared, "ory_kratos_session=");
     assert_host_only(&cleared_line);
-    assert_eq!(
-        header_one(res.headers(), "location")
-            .unwrap()
-            .trim_end_matches('/'),
-        publish
-    );
+    assert_eq!(res.location().trim_end_matches('/'), publish);
 
     // Every request Ory saw came with the proxy's rewrite headers and Ory's own Host.
     let seen = ory.requests();
@@ -200,14 +182,12 @@ async fn ory_bodies_come_back_in_an_encoding_the_client_accepts() {
     let ory = emulator();
     let proxy = Proxy::to("http://127.0.0.1:1").ory(ory.url()).start();
     let publish_ory = format!("{}/.ory", proxy.default_publish());
-    let mut res = client()
-        .get(proxy.url("/.ory/self-service/login/browser"))
-        .insert_header(("Accept", "text/html"))
-        .send()
-        .await
-        .unwrap();
-    read_body(&mut res).await;
-    let loc = header_one(res.headers(), "location").unwrap();
+    let loc = get_with(
+        &proxy.url("/.ory/self-service/login/browser"),
+        &[("Accept", "text/html")],
+    )
+    .await
+    .location();
     let path = loc
         .strip_prefix(&proxy.default_publish())
         .unwrap()
@@ -221,15 +201,14 @@ async fn ory_bodies_come_back_in_an_encoding_the_client_accepts() {
         if let Some(a) = accept {
             req = req.insert_header(("Accept-Encoding", a));
         }
-        let mut res = req.send().await.unwrap();
-        let body = read_body(&mut res).await;
-        assert_eq!(res.status(), 200);
+        let res = send(req).await;
+        assert_eq!(res.status, 200);
         assert_eq!(
-            header_one(res.headers(), "content-encoding"),
+            res.header("content-encoding"),
             None,
             "Accept-Encoding {accept:?} got an encoded body"
         );
-        let html = String::from_utf8(body).expect("plain text HTML");
+        let html = String::from_utf8(res.body).expect("plain text HTML");
         assert!(html.contains(&publish_ory), "{html}");
         assert!(!html.contains(ory.url()), "{html}");
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, get_echo, read_body, FakeApp, Proxy};
+use common::{client, get, get_echo, send, FakeApp, Proxy};
 
 /// The path of the last request `fake` saw.
 fn last_path(fake: &FakeApp) -> String {
@@ -32,9 +32,8 @@ async fn ory_prefix_is_stripped_once_and_only_on_the_ory_segment() {
         ("/.ory", "/"),
         ("/.ory?x=1", "/?x=1"),
     ] {
-        let mut res = c.get(proxy.url(sent)).send().await.unwrap();
-        read_body(&mut res).await;
-        assert_eq!(res.status(), 200, "{sent}");
+        let res = send(c.get(proxy.url(sent))).await;
+        assert_eq!(res.status, 200, "{sent}");
         assert_eq!(last_path(&ory), ory_sees, "{sent}");
     }
     assert!(
@@ -44,9 +43,8 @@ async fn ory_prefix_is_stripped_once_and_only_on_the_ory_segment() {
     );
 
     for sent in ["/.orything", "/.ory-x/y", "/a/.ory/b", "/x?.ory/y"] {
-        let mut res = c.get(proxy.url(sent)).send().await.unwrap();
-        read_body(&mut res).await;
-        assert_eq!(res.status(), 200, "{sent}");
+        let res = send(c.get(proxy.url(sent))).await;
+        assert_eq!(res.status, 200, "{sent}");
         assert_eq!(last_path(&app), sent);
     }
     assert_eq!(ory.seen().len(), 5, "Ory got app traffic: {:?}", ory.seen());
@@ -58,13 +56,9 @@ async fn dot_segments_never_reach_ory() {
     let ory = FakeApp::start();
     let proxy = Proxy::to(&app.url()).ory(&ory.url()).start();
     for sent in ["/.ory/../admin/x", "/.ory/a/%2e%2E/b", "/.ory/./x"] {
-        let mut res = client().get(proxy.url(sent)).send().await.unwrap();
-        let body = read_body(&mut res).await;
-        assert_eq!(res.status(), 400, "{sent}");
-        assert!(
-            String::from_utf8_lossy(&body).contains("path segments"),
-            "{sent}"
-        );
+        let res = get(&proxy.url(sent)).await;
+        assert_eq!(res.status, 400, "{sent}");
+        assert!(res.text().contains("path segments"), "{sent}");
     }
     assert!(ory.seen().is_empty(), "Ory got {:?}", ory.seen());
 }
@@ -75,17 +69,15 @@ async fn health_endpoints_are_answered_by_the_proxy() {
     let ory = FakeApp::start();
     let proxy = Proxy::to(&app.url()).ory(&ory.url()).start();
     for path in ["/.ory/proxy/health/alive", "/.ory/proxy/health/ready"] {
-        let mut res = client().get(proxy.url(path)).send().await.unwrap();
-        let body = read_body(&mut res).await;
-        assert_eq!(res.status(), 200, "{path}");
+        let res = get(&proxy.url(path)).await;
+        assert_eq!(res.status, 200, "{path}");
         assert!(
-            common::header_one(res.headers(), "content-type")
+            res.header("content-type")
                 .unwrap()
                 .starts_with("application/json"),
             "{path}"
         );
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v, serde_json::json!({"status": "ok"}), "{path}");
+        assert_eq!(res.json(), serde_json::json!({"status": "ok"}), "{path}");
     }
     assert!(app.seen().is_empty() && ory.seen().is_empty());
 }
@@ -94,10 +86,9 @@ async fn health_endpoints_are_answered_by_the_proxy() {
 async fn health_endpoints_answer_even_with_both_upstreams_down() {
     let proxy = Proxy::to("http://127.0.0.1:1").start();
     for path in ["/.ory/proxy/health/alive", "/.ory/proxy/health/ready"] {
-        let mut res = client().get(proxy.url(path)).send().await.unwrap();
-        let body = read_body(&mut res).await;
-        assert_eq!(res.status(), 200, "{path}");
-        assert_eq!(body, br#"{"status":"ok"}"#);
+        let res = get(&proxy.url(path)).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.body, br#"{"status":"ok"}"#);
     }
 }
 

@@ -7,14 +7,14 @@ mod common;
 use std::io::Read as _;
 
 use common::app::sha256_hex;
-use common::{client, header_all, header_one, read_body, respond_path, FakeApp, Proxy};
+use common::{get, get_with, header_all, respond_path, FakeApp, Proxy};
 
 /// `Location` of the answer to GET `path`.
 async fn location(proxy: &Proxy, path: &str) -> String {
-    let mut res = client().get(proxy.url(path)).send().await.unwrap();
-    read_body(&mut res).await;
-    assert!(res.status().is_redirection(), "{path}: {}", res.status());
-    header_one(res.headers(), "location").unwrap_or_else(|| panic!("{path}: no Location"))
+    let res = get(&proxy.url(path)).await;
+    assert!(res.status.is_redirection(), "{path}: {}", res.status);
+    res.header("location")
+        .unwrap_or_else(|| panic!("{path}: no Location"))
 }
 
 fn redirect_to(loc: &str) -> String {
@@ -164,10 +164,9 @@ async fn ory_cookies(proxy: &Proxy) -> Vec<(String, Vec<(String, String)>)> {
             false
         )
     );
-    let mut res = client().get(proxy.url(&path)).send().await.unwrap();
-    read_body(&mut res).await;
-    assert_eq!(res.status(), 200);
-    cookies(res.headers())
+    let res = get(&proxy.url(&path)).await;
+    assert_eq!(res.status, 200);
+    cookies(&res.headers)
 }
 
 #[actix_web::test]
@@ -212,9 +211,7 @@ async fn cookie_domain_flag_sets_the_domain_of_ory_and_app_scoped_cookies() {
         ]
     );
 
-    let mut res = client().get(proxy.url("/cookies")).send().await.unwrap();
-    read_body(&mut res).await;
-    let lines = header_all(res.headers(), "set-cookie");
+    let lines = get(&proxy.url("/cookies")).await.all("set-cookie");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(
         cookie(&lines[0]),
@@ -230,9 +227,7 @@ async fn cookie_domain_flag_sets_the_domain_of_ory_and_app_scoped_cookies() {
 async fn app_cookie_scoped_to_the_app_host_becomes_host_only_others_untouched() {
     let app = FakeApp::start();
     let proxy = Proxy::to(&app.url()).start();
-    let mut res = client().get(proxy.url("/cookies")).send().await.unwrap();
-    read_body(&mut res).await;
-    let lines = header_all(res.headers(), "set-cookie");
+    let lines = get(&proxy.url("/cookies")).await.all("set-cookie");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(cookie(&lines[0]), cookie("app_scoped=1; Path=/; HttpOnly"));
     assert_eq!(
@@ -253,10 +248,8 @@ async fn https_publish_url_adds_secure_to_ory_cookies() {
         "/.ory{}",
         respond_path(200, &[("Set-Cookie", "a=1; Path=/; HttpOnly")], "", false)
     );
-    let mut res = client().get(proxy.url(&path)).send().await.unwrap();
-    read_body(&mut res).await;
     assert_eq!(
-        cookies(res.headers()),
+        cookies(&get(&proxy.url(&path)).await.headers),
         [cookie("a=1; Path=/; HttpOnly; Secure")]
     );
 }
@@ -291,23 +284,14 @@ async fn gzip_html_from_ory_is_rewritten_with_a_correct_length() {
             true
         )
     );
-    let mut res = client()
-        .get(proxy.url(&path))
-        .insert_header(("Accept-Encoding", "gzip"))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 200);
+    let res = get_with(&proxy.url(&path), &[("Accept-Encoding", "gzip")]).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-encoding").as_deref(), Some("gzip"));
     assert_eq!(
-        header_one(res.headers(), "content-encoding").as_deref(),
-        Some("gzip")
+        res.header("content-length"),
+        Some(res.body.len().to_string())
     );
-    assert_eq!(
-        header_one(res.headers(), "content-length"),
-        Some(body.len().to_string())
-    );
-    let text = gunzip(&body);
+    let text = gunzip(&res.body);
     assert!(!text.contains(&o), "Ory's origin left in: {text}");
     assert_eq!(text, html.replace(&o, &publish_ory));
     assert!(text.contains(&format!("{publish_ory}/self-service/login?flow=1")));
@@ -327,23 +311,21 @@ async fn json_from_ory_is_rewritten_and_binary_left_alone() {
         "/.ory{}",
         respond_path(200, &[("Content-Type", "application/json")], &json, false)
     );
-    let mut res = client().get(proxy.url(&path)).send().await.unwrap();
-    let body = read_body(&mut res).await;
+    let res = get(&proxy.url(&path)).await;
     assert_eq!(
-        String::from_utf8(body.clone()).unwrap(),
+        String::from_utf8(res.body.clone()).unwrap(),
         json.replace(&o, "https://www.example.org/.ory")
     );
     assert_eq!(
-        header_one(res.headers(), "content-length"),
-        Some(body.len().to_string())
+        res.header("content-length"),
+        Some(res.body.len().to_string())
     );
 
     let path = format!(
         "/.ory{}",
         respond_path(200, &[("Content-Type", "image/png")], &json, false)
     );
-    let mut res = client().get(proxy.url(&path)).send().await.unwrap();
-    let body = read_body(&mut res).await;
+    let body = get(&proxy.url(&path)).await.body;
     assert_eq!(String::from_utf8(body).unwrap(), json);
 }
 
@@ -356,21 +338,15 @@ async fn app_bodies_are_byte_identical_even_gzip_and_full_of_ory_urls() {
     let html = format!("<a href=\"{o}/ui/login\">{o}</a> and {}", app.url());
     for gzip in [false, true] {
         let path = respond_path(200, &[("Content-Type", "text/html")], &html, gzip);
-        let mut res = client()
-            .get(proxy.url(&path))
-            .insert_header(("Accept-Encoding", "gzip"))
-            .send()
-            .await
-            .unwrap();
-        let body = read_body(&mut res).await;
-        let sent = header_one(res.headers(), "x-body-sha256").unwrap();
-        assert_eq!(sha256_hex(&body), sent, "gzip={gzip}");
+        let res = get_with(&proxy.url(&path), &[("Accept-Encoding", "gzip")]).await;
+        let sent = res.header("x-body-sha256").unwrap();
+        assert_eq!(sha256_hex(&res.body), sent, "gzip={gzip}");
         assert_eq!(
-            header_one(res.headers(), "content-length"),
-            Some(body.len().to_string())
+            res.header("content-length"),
+            Some(res.body.len().to_string())
         );
         assert_eq!(
-            header_one(res.headers(), "content-encoding").as_deref(),
+            res.header("content-encoding").as_deref(),
             gzip.then_some("gzip")
         );
     }

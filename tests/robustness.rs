@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::app::{pattern, sha256_hex, CHUNK};
 use common::{
-    assert_error_json, client, get_echo, header_one, raw_exchange, raw_upstream, read_body,
-    FakeApp, Proxy, HTTP_DEADLINE,
+    assert_error_json, client, get_echo, header_one, raw_exchange, raw_upstream, read_at_least,
+    read_body, FakeApp, Proxy,
 };
-use futures_util::StreamExt as _;
 
 /// GETs `path` and checks the proxy's JSON error answer.
 async fn expect_error(proxy: &Proxy, path: &str, code: u16, status: &str) {
@@ -198,15 +197,7 @@ async fn signal_lets_an_in_flight_request_finish_then_exits_0(signal: &str) {
         .unwrap();
     assert_eq!(res.status(), 200);
     // The first chunk is through: the request is in flight, the app holds the rest.
-    let mut got = Vec::with_capacity(size);
-    while got.len() < CHUNK {
-        let chunk = tokio::time::timeout(HTTP_DEADLINE, res.next())
-            .await
-            .expect("first chunk")
-            .expect("body ended early")
-            .unwrap();
-        got.extend_from_slice(&chunk);
-    }
+    let mut got = read_at_least(&mut res, CHUNK, "first chunk").await;
 
     proxy.signal(signal);
     // Shutdown has begun once the proxy stops accepting new connections.

@@ -12,7 +12,7 @@ use rcgen::{
 };
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use common::{assert_error_json, client, header_one, read_body, Proxy};
+use common::{assert_error_json, get, get_with, Proxy};
 
 /// A fresh CA (PEM) and a server configuration with a leaf for 127.0.0.1 signed by it.
 fn test_pki() -> (String, Arc<rustls::ServerConfig>) {
@@ -70,14 +70,9 @@ async fn https_ory_behind_a_private_ca_works_with_ssl_cert_file() {
         .ory(ory.url())
         .env("SSL_CERT_FILE", ca_file.to_str().unwrap())
         .start();
-    let mut res = client()
-        .get(proxy.url("/.ory/health/alive"))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 200, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let res = get(&proxy.url("/.ory/health/alive")).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let v = res.json();
     assert_eq!(v["status"], "ok", "{v}");
     assert!(
         ory.requests()
@@ -87,15 +82,13 @@ async fn https_ory_behind_a_private_ca_works_with_ssl_cert_file() {
     );
 
     // Ory's https URLs are rewritten onto the (http) publish URL.
-    let mut res = client()
-        .get(proxy.url("/.ory/self-service/login/browser"))
-        .insert_header(("Accept", "text/html"))
-        .send()
-        .await
-        .unwrap();
-    read_body(&mut res).await;
-    assert_eq!(res.status(), 303);
-    let loc = header_one(res.headers(), "location").unwrap();
+    let res = get_with(
+        &proxy.url("/.ory/self-service/login/browser"),
+        &[("Accept", "text/html")],
+    )
+    .await;
+    assert_eq!(res.status, 303);
+    let loc = res.location();
     assert!(
         loc.starts_with(&format!("{}/.ory/ui/login?flow=", proxy.default_publish())),
         "{loc}"
@@ -107,15 +100,10 @@ async fn https_ory_behind_an_unknown_ca_is_a_502() {
     let (_ca_pem, server) = test_pki();
     let ory = tls_emulator(server);
     let proxy = Proxy::to("http://127.0.0.1:1").ory(ory.url()).start();
-    let mut res = client()
-        .get(proxy.url("/.ory/health/alive"))
-        .send()
-        .await
-        .unwrap();
-    let body = read_body(&mut res).await;
-    assert_eq!(res.status(), 502, "{}", String::from_utf8_lossy(&body));
-    assert_error_json(&body, 502, "Bad Gateway");
-    let text = String::from_utf8_lossy(&body).to_lowercase();
+    let res = get(&proxy.url("/.ory/health/alive")).await;
+    assert_eq!(res.status, 502, "{}", res.text());
+    assert_error_json(&res.body, 502, "Bad Gateway");
+    let text = res.text().to_lowercase();
     // The refusal is the certificate's, not a client without TLS support.
     assert!(!text.contains("ssl is not supported"), "{text}");
     assert!(

@@ -11,6 +11,8 @@
 //!   `x-body-sha256` is the hash of the bytes sent.
 //! - `/cookies`: two `Set-Cookie` lines, one with `Domain=<app host>`.
 //! - `/redirect/{absolute,relative,other,welcome}`: 302s with the matching `Location`.
+//! - `/welcome`: `302 Location: /.ory/ui/welcome` plus [`WELCOME_COOKIE`], scoped to the app host
+//!   (what the hot-reload tests read the live settings from).
 //! - `/slow-head?gate=ID`: the response head waits for the gate (for timeouts).
 //! - `/sized`: `hello` with `Content-Length: 5` (for HEAD).
 //! - anything else: the request head as JSON ([`Echo`]).
@@ -28,6 +30,10 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Notify;
+
+/// The cookie `/welcome` sets: scoped to the application URL's host, so the proxy rewrites its
+/// `Domain`.
+pub const WELCOME_COOKIE: &str = "a=1; Domain=127.0.0.1; Path=/";
 
 /// Download chunk size.
 pub const CHUNK: usize = 64 * 1024;
@@ -63,6 +69,15 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// Every value of header `name` (any case) in a list of header lines.
+pub fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 /// The request head as the fake app saw it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Echo {
@@ -75,11 +90,7 @@ pub struct Echo {
 
 impl Echo {
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        values(&self.headers, name)
     }
 
     pub fn one(&self, name: &str) -> Option<&str> {
@@ -162,6 +173,7 @@ impl FakeApp {
                         .route("/respond", web::to(respond))
                         .route("/cookies", web::get().to(cookies))
                         .route("/redirect/{kind}", web::get().to(redirect))
+                        .route("/welcome", web::get().to(welcome))
                         .route("/slow-head", web::get().to(slow_head))
                         .route("/sized", web::to(sized))
                         .default_service(web::to(echo))
@@ -415,6 +427,14 @@ async fn redirect(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
     };
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+async fn welcome(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
+    record(&req, &st);
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, "/.ory/ui/welcome"))
+        .insert_header((header::SET_COOKIE, WELCOME_COOKIE))
         .finish()
 }
 

@@ -10,7 +10,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub use app::{Echo, FakeApp};
@@ -124,9 +124,10 @@ pub fn wait_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 
 /// How to start a proxy.
 pub struct ProxyBuilder {
-    app: String,
+    app: Option<String>,
     publish: Option<String>,
-    ory: String,
+    ory: Option<String>,
+    config: Option<PathBuf>,
     flags: Vec<String>,
     env: Vec<(String, String)>,
     toml: Option<String>,
@@ -134,7 +135,7 @@ pub struct ProxyBuilder {
 
 impl ProxyBuilder {
     pub fn ory(mut self, url: &str) -> Self {
-        self.ory = url.to_string();
+        self.ory = Some(url.to_string());
         self
     }
 
@@ -168,39 +169,70 @@ impl ProxyBuilder {
     pub fn start(self) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = vec!["--port".into(), "0".into()];
-        args.push("--sdk-url".into());
-        args.push(self.ory.clone());
+        if let Some(ory) = &self.ory {
+            args.push("--sdk-url".into());
+            args.push(ory.clone());
+        }
         if let Some(t) = &self.toml {
             let p = dir.path().join("proxy.toml");
             std::fs::write(&p, t).unwrap();
             args.push("-c".into());
             args.push(p.display().to_string());
         }
-        args.extend(self.flags.iter().cloned());
-        args.push(self.app.clone());
-        if let Some(p) = &self.publish {
-            args.push(p.clone());
+        if let Some(p) = &self.config {
+            args.push("-c".into());
+            args.push(p.display().to_string());
         }
+        args.extend(self.flags.iter().cloned());
+        args.extend(self.app.iter().cloned());
+        args.extend(self.publish.iter().cloned());
         Proxy::spawn(dir, &args, &self.env)
     }
+}
+
+/// What the proxy wrote to stderr so far, line by line; `closed` once the pipe ended.
+#[derive(Default)]
+struct StderrLog {
+    lines: Vec<String>,
+    closed: bool,
 }
 
 /// A running `ory-proxy` child process, killed on drop.
 pub struct Proxy {
     child: Child,
     pub port: u16,
-    log: Arc<Mutex<String>>,
+    pid: u32,
+    log: Arc<(Mutex<StderrLog>, Condvar)>,
     _dir: tempfile::TempDir,
     pub dir: PathBuf,
 }
 
-/// `Proxy::to(app_url)`: a builder with Ory unreachable unless [`ProxyBuilder::ory`] is given.
+/// The start of the banner line that names the port.
+const BANNER: &str = "  listening    http://";
+
 impl Proxy {
+    /// `Proxy::to(app_url)`: a builder with Ory unreachable unless [`ProxyBuilder::ory`] is
+    /// given.
     pub fn to(app_url: &str) -> ProxyBuilder {
         ProxyBuilder {
-            app: app_url.to_string(),
+            app: Some(app_url.to_string()),
+            ory: Some(NO_ORY.to_string()),
+            ..Proxy::with_config_file(None)
+        }
+    }
+
+    /// `ory-proxy --port 0 -c <config> [flags]`: everything else (the application URL, Ory)
+    /// comes from the file, so no key is pinned by a flag unless the test adds one.
+    pub fn with_config(config: &Path) -> ProxyBuilder {
+        Proxy::with_config_file(Some(config.to_path_buf()))
+    }
+
+    fn with_config_file(config: Option<PathBuf>) -> ProxyBuilder {
+        ProxyBuilder {
+            app: None,
             publish: None,
-            ory: NO_ORY.to_string(),
+            ory: None,
+            config,
             flags: Vec::new(),
             env: Vec::new(),
             toml: None,
@@ -216,45 +248,39 @@ impl Proxy {
             .spawn()
             .expect("spawn ory-proxy");
         let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<u16>();
-        let log2 = log.clone();
-        // Drains stderr for the whole life of the child (a full pipe would block it) and
-        // reports the port from the banner line.
+        let log: Arc<(Mutex<StderrLog>, Condvar)> = Arc::default();
+        let sink = log.clone();
+        // Drains stderr for the whole life of the child (a full pipe would block it).
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
+            let (log, cv) = &*sink;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                // `http://[::]:PORT` (dual stack) or `http://0.0.0.0:PORT`.
-                if let Some(rest) = line.strip_prefix("  listening    http://") {
-                    let port = rest.rsplit(':').next().unwrap_or("").trim().parse::<u16>();
-                    if let (Some(t), Ok(port)) = (tx.take(), port) {
-                        let _ = t.send(port);
-                    }
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
+                log.lock().unwrap().lines.push(line);
+                cv.notify_all();
             }
+            log.lock().unwrap().closed = true;
+            cv.notify_all();
         });
-        let port = match rx.recv_timeout(START_DEADLINE) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "ory-proxy {args:?} printed no banner ({e}); stderr:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
-        Proxy {
+        let mut proxy = Proxy {
+            pid: child.id(),
             child,
-            port,
+            port: 0,
             log,
             dir: dir.path().to_path_buf(),
             _dir: dir,
+        };
+        // `http://[::]:PORT` (dual stack) or `http://0.0.0.0:PORT`.
+        let port = proxy
+            .wait_line(START_DEADLINE, |l| l.starts_with(BANNER))
+            .and_then(|l| l.rsplit(':').next()?.trim().parse::<u16>().ok());
+        match port {
+            Some(port) => proxy.port = port,
+            None => panic!(
+                "ory-proxy {args:?} printed no banner within {START_DEADLINE:?}; stderr:\n{}",
+                proxy.logs()
+            ),
         }
+        proxy
     }
 
     /// `http://127.0.0.1:<port><path>`
@@ -271,23 +297,63 @@ impl Proxy {
         format!("http://localhost:{}", self.port)
     }
 
-    /// Everything the proxy wrote to stderr so far.
+    /// Everything the proxy wrote to stderr so far, a `\n` after every line.
     pub fn logs(&self) -> String {
-        self.log.lock().unwrap().clone()
+        let log = self.log.0.lock().unwrap();
+        log.lines.iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// The stderr lines matching `pred`, so far.
+    pub fn lines(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let log = self.log.0.lock().unwrap();
+        log.lines.iter().filter(|l| pred(l)).cloned().collect()
+    }
+
+    /// Number of stderr lines so far; pass to [`Proxy::wait_line_after`].
+    pub fn mark(&self) -> usize {
+        self.log.0.lock().unwrap().lines.len()
+    }
+
+    /// The first stderr line matching `pred`, waiting up to `timeout`.
+    pub fn wait_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        self.wait_line_after(0, timeout, pred)
+    }
+
+    /// The first stderr line from index `mark` on that matches `pred`, waiting up to `timeout`
+    /// (`None` at once when stderr has closed without one).
+    pub fn wait_line_after(
+        &self,
+        mark: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (log, cv) = &*self.log;
+        let mut guard = log.lock().unwrap();
+        loop {
+            if let Some(l) = guard.lines.iter().skip(mark).find(|l| pred(l)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if guard.closed || now >= deadline {
+                return None;
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     pub fn sigterm(&self) {
         self.signal("TERM");
     }
 
-    /// Sends `SIG<name>` (e.g. "TERM", "INT", "HUP") to the proxy.
+    /// Sends `SIG<name>` (e.g. "TERM", "INT", "HUP", "USR1") to the proxy.
     pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.pid.to_string()])
             .status()
             .expect("run kill")
             .success();
@@ -300,6 +366,22 @@ impl Proxy {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Panics unless the process is still the one started (same PID, still running, one
+    /// banner).
+    pub fn assert_alive(&mut self) {
+        assert_eq!(self.child.id(), self.pid);
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the proxy exited; stderr:\n{}",
+            self.logs()
+        );
+        assert_eq!(
+            self.lines(|l| l.starts_with("  listening    ")).len(),
+            1,
+            "the proxy restarted"
+        );
     }
 }
 
@@ -357,6 +439,25 @@ where
     }
 }
 
+/// Reads `res` until at least `n` bytes have come, each chunk within [`HTTP_DEADLINE`]; panics
+/// with `late` when a chunk does not arrive in time, and when the body ends first.
+pub async fn read_at_least<S>(res: &mut awc::ClientResponse<S>, n: usize, late: &str) -> Vec<u8>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    use futures_util::StreamExt as _;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let chunk = tokio::time::timeout(HTTP_DEADLINE, res.next())
+            .await
+            .expect(late)
+            .expect("body ended early")
+            .unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    got
+}
+
 /// GETs `url` and parses the fake app's echo.
 pub async fn get_echo(req: awc::ClientRequest) -> Echo {
     let mut res = req.send().await.expect("request failed");
@@ -370,6 +471,84 @@ pub async fn get_echo(req: awc::ClientRequest) -> Echo {
     );
     serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("not an echo ({e}): {}", String::from_utf8_lossy(&body)))
+}
+
+/// A whole answer read through an awc client: status, headers and the complete body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: awc::http::StatusCode,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text (lossy), for assertions and messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The header's only value (panics when it appears more than once).
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_one(&self.headers, name)
+    }
+
+    /// All values of the header.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        header_all(&self.headers, name)
+    }
+
+    /// The `Location` of a redirect; panics when there is none.
+    pub fn location(&self) -> String {
+        self.header("location")
+            .unwrap_or_else(|| panic!("no Location in a {} answer", self.status))
+    }
+
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Reads the rest of `res` (its whole body, within the deadline) into an [`Answer`].
+pub async fn answer<S>(mut res: awc::ClientResponse<S>) -> Answer
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let body = read_body(&mut res).await;
+    Answer {
+        status: res.status(),
+        headers: res.headers().clone(),
+        body,
+    }
+}
+
+/// Sends `req` (no body) and reads the whole answer.
+pub async fn send(req: awc::ClientRequest) -> Answer {
+    answer(req.send().await.expect("request failed")).await
+}
+
+/// GET `url` with [`client`], each of `headers` appended.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
+    send(with_headers(client().get(url), headers)).await
+}
+
+/// GET `url` with [`client`].
+pub async fn get(url: &str) -> Answer {
+    get_with(url, &[]).await
+}
+
+/// `req` with each of `headers` appended (a name given twice is sent twice).
+pub fn with_headers(mut req: awc::ClientRequest, headers: &[(&str, &str)]) -> awc::ClientRequest {
+    for (k, v) in headers {
+        req = req.append_header((*k, *v));
+    }
+    req
+}
+
+/// GET `path` through `proxy` with `headers`; the fake app's echo.
+pub async fn echo_via(proxy: &Proxy, path: &str, headers: &[(&str, &str)]) -> Echo {
+    get_echo(with_headers(client().get(proxy.url(path)), headers)).await
 }
 
 /// A path on the fake's `/respond` endpoint answering `status` with `headers` and `body`.
@@ -404,8 +583,8 @@ pub fn raw_upstream(answer: &'static [u8]) -> SocketAddr {
     addr
 }
 
-/// A parsed raw HTTP/1.1 response.
-#[derive(Debug)]
+/// A parsed raw HTTP/1.1 response (header names lowercase).
+#[derive(Debug, Clone)]
 pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -413,12 +592,16 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-            .collect()
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        app::values(&self.headers, name)
     }
 }
 
@@ -499,6 +682,133 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         }
         out.extend_from_slice(&b[..size]);
         b = &b[size + 2..];
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection for `GET`s; reconnects when the server closes it.
+pub struct Conn {
+    addr: SocketAddr,
+    reader: Option<BufReader<TcpStream>>,
+}
+
+impl Conn {
+    pub fn new(addr: SocketAddr) -> Conn {
+        Conn { addr, reader: None }
+    }
+
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> std::io::Result<RawResponse> {
+        if self.reader.is_none() {
+            let s = TcpStream::connect(self.addr)?;
+            s.set_read_timeout(Some(HTTP_DEADLINE))?;
+            s.set_nodelay(true)?;
+            self.reader = Some(BufReader::new(s));
+        }
+        let result = self.exchange(path, headers);
+        match &result {
+            Ok(r)
+                if r.header("connection")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("close")) =>
+            {
+                self.reader = None
+            }
+            Ok(_) => {}
+            Err(_) => self.reader = None,
+        }
+        result
+    }
+
+    fn exchange(&mut self, path: &str, headers: &[(&str, &str)]) -> std::io::Result<RawResponse> {
+        let reader = self
+            .reader
+            .as_mut()
+            .ok_or(std::io::ErrorKind::NotConnected)?;
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        reader.get_mut().write_all(req.as_bytes())?;
+        read_response(reader)
+    }
+}
+
+fn bad(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Reads one response (by `Content-Length` or chunked) off a keep-alive connection.
+fn read_response(r: &mut BufReader<TcpStream>) -> std::io::Result<RawResponse> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l
+            .split_once(':')
+            .ok_or_else(|| bad(format!("bad header {l:?}")))?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let mut res = RawResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if res
+        .header("transfer-encoding")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
+    {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad(format!("bad chunk size {line:?}")))?;
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk)?;
+            if size == 0 {
+                break;
+            }
+            res.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = res.header("content-length") {
+        let len: usize = len.parse().map_err(|_| bad("bad content-length"))?;
+        res.body.resize(len, 0);
+        r.read_exact(&mut res.body)?;
+    }
+    Ok(res)
+}
+
+/// One `GET` on a fresh keep-alive connection (no `Connection: close` needed).
+pub fn raw_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> RawResponse {
+    Conn::new(addr)
+        .get(path, headers)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// Polls `check` until it holds or `timeout` passes; returns how long it took.
+pub fn within(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
