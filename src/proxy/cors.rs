@@ -181,17 +181,15 @@ fn settle_actual_response(
 }
 
 fn vary_on_origin(headers: &mut header::HeaderMap) {
-    let merged = match headers.get(header::VARY).and_then(|v| v.to_str().ok()) {
-        Some(v)
-            if v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("origin") || t.trim() == "*") =>
-        {
-            return
-        }
-        Some(v) => format!("{v}, Origin"),
-        None => "Origin".to_string(),
+    let Some(current) = headers.get(header::VARY) else {
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        return;
     };
-    if let Ok(v) = HeaderValue::from_str(&merged) {
-        headers.insert(header::VARY, v);
+    let Ok(v) = current.to_str() else { return };
+    if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("origin") || t.trim() == "*") {
+        return;
+    }
+    if let Ok(merged) = HeaderValue::from_str(&format!("{v}, Origin")) {
+        headers.insert(header::VARY, merged);
     }
 }

@@ -68,22 +68,30 @@ pub async fn send(
     upstream: Upstream,
     response_timeout: Duration,
 ) -> Result<ClientResponse, ProxyError> {
+    let with_body = match framing(inbound) {
+        (true, _) => true,
+        (false, Some(n)) => n > 0,
+        (false, None) => false,
+    };
+    if !with_body {
+        // Nothing to upload: the timeout starts now, and no tracking is needed.
+        let sending = match framing(inbound) {
+            (false, Some(_)) => out.send_body(()),
+            _ => out.send_body(actix_web::body::None::new()),
+        };
+        return match tokio::time::timeout(response_timeout, sending).await {
+            Ok(res) => res.map_err(|e| ProxyError::from_send(upstream, e)),
+            Err(_) => Err(ProxyError::Timeout { upstream }),
+        };
+    }
     let done = Rc::new(Notify::new());
     let body = Tracked {
         inner: payload,
         done: Some(done.clone()),
     };
     let sending = match framing(inbound) {
-        (true, _) => out.send_stream(body),
-        (false, Some(n)) if n > 0 => out.send_body(SizedStream::new(n, body)),
-        (false, Some(_)) => {
-            drop(body);
-            out.send_body(())
-        }
-        (false, None) => {
-            drop(body);
-            out.send_body(actix_web::body::None::new())
-        }
+        (false, Some(n)) => out.send_body(SizedStream::new(n, body)),
+        _ => out.send_stream(body),
     };
     let mut sending = std::pin::pin!(sending);
     let answered = tokio::select! {
