@@ -186,7 +186,9 @@ fn vary_on_origin(headers: &mut header::HeaderMap) {
         return;
     };
     let Ok(v) = current.to_str() else { return };
-    if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("origin") || t.trim() == "*") {
+    if v.split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("origin") || t.trim() == "*")
+    {
         return;
     }
     if let Ok(merged) = HeaderValue::from_str(&format!("{v}, Origin")) {
