@@ -519,6 +519,46 @@ async fn ory_5xx_is_anonymous_and_warned_once_per_outage() {
     );
 }
 
+/// A hung Ory costs one whoami timeout, not one per signed-in request: while it fails, cache
+/// misses probe it at most once a second and the others go on anonymous at once.
+#[actix_web::test]
+async fn a_hung_ory_is_probed_not_waited_for_by_every_request() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let a = ory.create_session("hung-a@example.org");
+    let b = ory.create_session("hung-b@example.org");
+    ory.set_whoami_delay(Duration::from_secs(30));
+
+    // The first miss waits for the whoami timeout and goes on anonymous.
+    let e = echo_via(&proxy, "/echo", &[("cookie", &a.cookie)]).await;
+    assert_anonymous(&e, "Ory hangs");
+    let calls = ory.whoami_calls();
+    // Right after, another session's miss does not ask the hung Ory again.
+    let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
+    assert_anonymous(&e, "Ory hangs");
+    assert_eq!(
+        ory.whoami_calls(),
+        calls,
+        "a second miss waited for the hung Ory"
+    );
+
+    // Ory answers again: the next probe finds it and sessions are recognised.
+    ory.set_whoami_delay(Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
+        if jwt_of(&e).is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions not recognised after Ory recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 // ---- the cache ----
 
 #[actix_web::test]
