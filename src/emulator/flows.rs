@@ -72,27 +72,21 @@ pub(crate) fn get_flow(
     req: &HttpRequest,
     kind: FlowKind,
 ) -> Result<HttpResponse, EmulatorError> {
-    let id = respond::query_param(req, "id").ok_or(EmulatorError::MissingFlowId)?;
-    let flow = ctx
-        .store
-        .flow(&id, kind)
-        .ok_or(EmulatorError::FlowNotFound)?;
-    if flow.is_expired(SystemTime::now()) {
-        return Err(EmulatorError::FlowExpired);
-    }
+    let flow = live_flow(ctx, req, "id", kind)?;
     Ok(respond::json(
         StatusCode::OK,
         &model::flow_json(&flow, &ctx.settings),
     ))
 }
 
-/// The flow named by `?flow=` of a submission, if it can still be submitted.
-pub(crate) fn load_for_submit(
+/// The unexpired flow named by the query parameter `param`.
+fn live_flow(
     ctx: &Ctx,
     req: &HttpRequest,
+    param: &str,
     kind: FlowKind,
 ) -> Result<Flow, EmulatorError> {
-    let id = respond::query_param(req, "flow").ok_or(EmulatorError::MissingFlowId)?;
+    let id = respond::query_param(req, param).ok_or(EmulatorError::MissingFlowId)?;
     let flow = ctx
         .store
         .flow(&id, kind)
@@ -101,6 +95,15 @@ pub(crate) fn load_for_submit(
         return Err(EmulatorError::FlowExpired);
     }
     Ok(flow)
+}
+
+/// The flow named by `?flow=` of a submission, if it can still be submitted.
+pub(crate) fn load_for_submit(
+    ctx: &Ctx,
+    req: &HttpRequest,
+    kind: FlowKind,
+) -> Result<Flow, EmulatorError> {
+    live_flow(ctx, req, "flow", kind)
 }
 
 /// The submitted fields, from a form or a JSON body. Nested JSON objects are flattened with

@@ -14,7 +14,7 @@ use super::respond;
 use super::state::{Flow, FlowKind};
 
 /// Escapes text for HTML element content and double-quoted attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
