@@ -14,7 +14,7 @@ use super::cookies;
 use super::error::EmulatorError;
 use super::model;
 use super::respond;
-use super::state::{Flow, FlowKind, Identity, Session};
+use super::state::{Flow, FlowKind, Identity, Session, UiText};
 
 /// Where Kratos sends the browser after a flow when no `return_to` was given.
 pub(crate) const WELCOME_PATH: &str = "/ui/welcome";
@@ -98,11 +98,38 @@ fn live_flow(
 }
 
 /// The flow named by `?flow=` of a submission, if it can still be submitted.
-pub(crate) fn load_for_submit(
+/// A submission's form or JSON fields.
+pub(crate) type Fields = HashMap<String, String>;
+
+/// The start of every submission: the flow still open, the fields parsed, CSRF checked, old
+/// messages cleared, and the method `password` (anything else is answered with the flow and
+/// `no_strategy`, Kratos' message for it). `Ok(Err(answer))` means the answer is ready.
+pub(crate) fn begin_submit(
     ctx: &Ctx,
     req: &HttpRequest,
+    body: &[u8],
     kind: FlowKind,
-) -> Result<Flow, EmulatorError> {
+    no_strategy: (u32, &str),
+) -> Result<Result<(Flow, Fields), HttpResponse>, EmulatorError> {
+    let mut flow = load_for_submit(ctx, req, kind)?;
+    let fields = parse_submission(req, body)?;
+    check_csrf(ctx, req, &flow, &fields)?;
+    flow.messages.clear();
+    flow.field_messages.clear();
+    let method = fields
+        .get("method")
+        .map(String::as_str)
+        .unwrap_or("password");
+    if method != "password" {
+        let (id, text) = no_strategy;
+        flow.messages
+            .push(UiText::error(id, format!("{text}: {method}")));
+        return Ok(Err(reject(ctx, req, flow)));
+    }
+    Ok(Ok((flow, fields)))
+}
+
+fn load_for_submit(ctx: &Ctx, req: &HttpRequest, kind: FlowKind) -> Result<Flow, EmulatorError> {
     live_flow(ctx, req, "flow", kind)
 }
 

@@ -27,23 +27,16 @@ pub(crate) async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, EmulatorError> {
-    let mut flow = flows::load_for_submit(&ctx, &req, FlowKind::Login)?;
-    let fields = flows::parse_submission(&req, &body)?;
-    flows::check_csrf(&ctx, &req, &flow, &fields)?;
-
-    flow.messages.clear();
-    flow.field_messages.clear();
-    let method = fields
-        .get("method")
-        .map(String::as_str)
-        .unwrap_or("password");
-    if method != "password" {
-        flow.messages.push(UiText::error(
-            4010002,
-            format!("Could not find a strategy to log you in with: {method}"),
-        ));
-        return Ok(flows::reject(&ctx, &req, flow));
-    }
+    let (mut flow, fields) = match flows::begin_submit(
+        &ctx,
+        &req,
+        &body,
+        FlowKind::Login,
+        (4010002, "Could not find a strategy to log you in with"),
+    )? {
+        Ok(started) => started,
+        Err(answer) => return Ok(answer),
+    };
     let identifier = fields
         .get("identifier")
         .or_else(|| fields.get("password_identifier"))

@@ -11,7 +11,7 @@ use super::flows;
 use super::logout;
 use super::model;
 use super::respond;
-use super::state::{Flow, FlowKind};
+use super::state::{Flow, FlowKind, UiText};
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub(crate) fn esc(s: &str) -> String {
@@ -27,6 +27,15 @@ pub(crate) fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+fn message_html(m: &UiText) -> String {
+    format!(
+        "<p class=\"message {}\" data-id=\"{}\">{}</p>\n",
+        m.kind,
+        m.id,
+        esc(&m.text)
+    )
 }
 
 fn page(title: &str, body: &str) -> HttpResponse {
@@ -48,12 +57,7 @@ fn flow_page(ctx: &Ctx, flow: &Flow) -> HttpResponse {
     if !flow.messages.is_empty() {
         body.push_str("<div id=\"messages\">\n");
         for m in &flow.messages {
-            body.push_str(&format!(
-                "<p class=\"message {}\" data-id=\"{}\">{}</p>\n",
-                m.kind,
-                m.id,
-                esc(&m.text)
-            ));
+            body.push_str(&message_html(m));
         }
         body.push_str("</div>\n");
     }
@@ -86,12 +90,7 @@ fn flow_page(ctx: &Ctx, flow: &Flow) -> HttpResponse {
             field.input_type
         ));
         for (_, m) in flow.field_messages.iter().filter(|(n, _)| n == name) {
-            body.push_str(&format!(
-                "<p class=\"message {}\" data-id=\"{}\">{}</p>\n",
-                m.kind,
-                m.id,
-                esc(&m.text)
-            ));
+            body.push_str(&message_html(m));
         }
         body.push_str("</div>\n");
     }
