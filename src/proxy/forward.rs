@@ -3,7 +3,7 @@
 
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::body_rewrite::{self, Encoding, MAX_REWRITE_BODY};
 use super::error::{ProxyError, Upstream};
@@ -62,7 +62,7 @@ pub async fn forward(
         }
         _ => None,
     };
-    req.extensions_mut().insert(AccessTag {
+    AccessTag {
         upstream: routed.upstream.as_str(),
         auth: match (&auth, state.sessions.is_some()) {
             (Some(a), _) => a.label(),
@@ -70,7 +70,8 @@ pub async fn forward(
             (None, true) => "passthrough",
             (None, false) => "off",
         },
-    });
+    }
+    .record(&req);
     let client = match routed.upstream {
         Upstream::App => &clients.app,
         Upstream::Ory => &clients.ory,

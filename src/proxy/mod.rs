@@ -62,6 +62,9 @@ impl RequestLive {
     }
 }
 
+/// The log target of the per-request access line.
+pub const ACCESS_LOG_TARGET: &str = "ory_proxy::access";
+
 /// What the access log reports about a request, left in the request's extensions by the
 /// handler that served it.
 #[derive(Debug, Clone, Copy)]
@@ -70,4 +73,13 @@ pub struct AccessTag {
     pub upstream: &'static str,
     /// `anonymous`, `jwt`, `off`, …
     pub auth: &'static str,
+}
+
+impl AccessTag {
+    /// Leaves the tag for the access log; nothing (no allocation) when that log is off.
+    pub fn record(self, req: &impl actix_web::HttpMessage) {
+        if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+            req.extensions_mut().insert(self);
+        }
+    }
 }

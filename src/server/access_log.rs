@@ -10,7 +10,7 @@ use actix_web::HttpMessage as _;
 
 use crate::proxy::AccessTag;
 
-pub const TARGET: &str = "ory_proxy::access";
+use crate::proxy::ACCESS_LOG_TARGET as TARGET;
 
 pub async fn access_log(
     req: ServiceRequest,

@@ -1,15 +1,16 @@
 //! Routes the proxy answers itself (SPEC §4): the JWKS and health.
 
-use actix_web::{http::header, web, HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use crate::proxy::{AccessTag, ProxyState};
 
 /// The public JWKS; 404 with `--no-jwt` (there is nothing to verify).
 pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
-    req.extensions_mut().insert(AccessTag {
+    AccessTag {
         upstream: "proxy",
         auth: "off",
-    });
+    }
+    .record(&req);
     match &state.sessions {
         Some(s) => {
             // Cached no longer than a rotation publishes a new key ahead of signing with it,
@@ -27,10 +28,11 @@ pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpRespons
 }
 
 pub async fn health(req: HttpRequest) -> HttpResponse {
-    req.extensions_mut().insert(AccessTag {
+    AccessTag {
         upstream: "proxy",
         auth: "off",
-    });
+    }
+    .record(&req);
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
