@@ -5,6 +5,10 @@ Servers (app, nginx, ory-proxy, the Ory emulator) are pinned to one core and wrk
 so they do not fight for a core; scenarios run interleaved in rounds so machine drift hits all
 of them alike; the table reports medians. CPU cost is the server process's own utime+stime
 over the run divided by the requests it served.
+
+After the wrk rounds, a fixed-rate section: examples/bench_latency offers LAT_RATE req/s over
+LAT_CONC connections (open loop, latency from each request's scheduled send time), so the
+latency the proxy adds over direct can be read at equal load, below saturation.
 """
 import os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -16,6 +20,8 @@ CONC = int(os.environ.get("CONC", "64"))
 BIG_CONC = int(os.environ.get("BIG_CONC", "256"))
 SERVER_CPU = os.environ.get("SERVER_CPU", "0")
 LOAD_CPU = os.environ.get("LOAD_CPU", "1")
+LAT_RATE = int(os.environ.get("LAT_RATE", "10000"))
+LAT_CONC = int(os.environ.get("LAT_CONC", "64"))
 CLK = os.sysconf("SC_CLK_TCK")
 OUT = os.path.join(ROOT, "target", "bench")
 os.makedirs(OUT, exist_ok=True)
@@ -75,6 +81,23 @@ def wrk(url, conc, headers=()):
     sock = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "requests": total, "p50": lat.get("50"), "p99": lat.get("99"),
             "non2xx": int(errors.group(1)) if errors else 0, "sockerr": sock.group(1) if sock else ""}
+
+
+def fixed_rate(url, headers=()):
+    """One open-loop run of examples/bench_latency at LAT_RATE req/s over LAT_CONC connections
+    for DURATION s (its first second is warm-up, not recorded)."""
+    cmd = ["taskset", "-c", LOAD_CPU, os.path.join(REL, "examples", "bench_latency"), url,
+           str(LAT_CONC), str(LAT_RATE), str(DURATION)] + list(headers)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((l for l in p.stdout.splitlines() if l.startswith("rate=")), None)
+    if line is None:
+        sys.exit(f"bench_latency {url} failed (exit {p.returncode}): {p.stderr.strip()}")
+    res = {k: float(v) for k, v in (kv.split("=", 1) for kv in line.split())}
+    # The load generator's own lateness on idle connections (stderr): large values mean the
+    # load core was disturbed, not the server.
+    lag = re.search(r"own send delay .*: p99 ([\d.]+) ms", p.stderr)
+    res["client_lag_p99"] = float(lag.group(1)) if lag else float("nan")
+    return res
 
 
 def start_ory(delay_ms, stats):
@@ -197,6 +220,20 @@ http {{
             results[name].append(res)
             print(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms "
                   f"cpu {res['cpu_us']:.1f} us/req errors {res['non2xx']} {res['sockerr']}", flush=True)
+
+    # Fixed-rate latency: the same servers at an equal offered load below saturation.
+    lat_names = ["direct", "nginx", "ory-proxy anonymous", "ory-proxy session (cache hit)"]
+    lat_scenarios = [s for s in scenarios if s[0] in lat_names]
+    lat = {name: [] for name, *_ in lat_scenarios}
+    for r in range(ROUNDS):
+        for name, url, headers, *_ in lat_scenarios:
+            res = fixed_rate(url, headers)
+            lat[name].append(res)
+            print(f"round {r + 1} fixed-rate {name}: {res['rate']:.0f} req/s p50 {res['p50_ms']:.3f} ms "
+                  f"p99 {res['p99_ms']:.3f} ms p99.9 {res['p999_ms']:.3f} ms max {res['max_ms']:.3f} ms "
+                  f"errors {res['errors']:.0f} non-2xx {res['non2xx']:.0f} "
+                  f"(client lag p99 {res['client_lag_p99']:.3f} ms)", flush=True)
+
     rss_kib = hwm_kib(proxy.pid)
     nginx_rss_kib = sum(hwm_kib(p) for p in nginx_pids)
     startup = statistics.median(first_200_ms(ory0) for _ in range(5))
@@ -222,6 +259,28 @@ http {{
     lines.append(f"exec → first 200 (JWT on), median of 5: {startup:.1f} ms")
     lines.append(f"non-2xx responses over all runs: {failed}")
     lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")
+
+    def lmed(name, key):
+        return statistics.median(r[key] for r in lat[name])
+
+    lines.append("")
+    lines.append(f"| scenario (fixed rate {LAT_RATE} req/s, c={LAT_CONC}) | p50 ms | p99 ms | p99.9 ms | added p99 vs direct ms |")
+    lines.append("|---|---|---|---|---|")
+    direct_p99 = lmed("direct", "p99_ms")
+    for name in lat:
+        added = "" if name == "direct" else f"{lmed(name, 'p99_ms') - direct_p99:+.3f}"
+        lines.append(f"| {name} | {lmed(name, 'p50_ms'):.3f} | {lmed(name, 'p99_ms'):.3f} | "
+                     f"{lmed(name, 'p999_ms'):.3f} | {added} |")
+    lat_runs = [r for v in lat.values() for r in v]
+    slowest = min(r["rate"] for r in lat_runs)
+    lines.append("")
+    lines.append(f"fixed rate: open loop (examples/bench_latency on cpu {LOAD_CPU}), latency from each request's "
+                 f"scheduled send time to the end of the body, first 1 s of each {DURATION} s run discarded; "
+                 f"lowest achieved rate {slowest:.0f} req/s; errors {sum(r['errors'] for r in lat_runs):.0f}, "
+                 f"non-2xx {sum(r['non2xx'] for r in lat_runs):.0f}")
+    if slowest < 0.95 * LAT_RATE:
+        lines.append(f"WARNING: a fixed-rate run fell under 95% of {LAT_RATE} req/s: that server was saturated "
+                     f"and its latencies are queueing; lower LAT_RATE")
     table = "\n".join(lines)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(table + "\n")

@@ -126,6 +126,13 @@ pub async fn preflight_layer(
             return Ok(req.into_response(res).map_into_right_body());
         }
     }
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        let mut res = next.call(req).await?;
+        // The answer depends on Origin even when there was none: a shared cache must not hand
+        // this copy (no CORS headers) to a cross-origin request.
+        vary_on_origin(res.headers_mut());
+        return Ok(res.map_into_left_body());
+    };
     // One snapshot for the whole request (see `RequestLive`). actix-cors decides
     // Access-Control-Allow-Origin from its own read of the live settings, which a reload can
     // change before the handler reads them; its decision is brought in line below.
@@ -135,14 +142,9 @@ pub async fn preflight_layer(
     if let Some(s) = &snapshot {
         req.extensions_mut().insert(super::RequestLive(s.clone()));
     }
-    let origin = req.headers().get(header::ORIGIN).cloned();
     let mut res = next.call(req).await?;
-    match (snapshot, origin) {
-        (Some(s), Some(origin)) => settle_actual_response(res.headers_mut(), &s.cors, origin),
-        // The answer depends on Origin even when there was none: a shared cache must not hand
-        // this copy (no CORS headers) to a cross-origin request.
-        (_, None) => vary_on_origin(res.headers_mut()),
-        (None, Some(_)) => {}
+    if let Some(s) = snapshot {
+        settle_actual_response(res.headers_mut(), &s.cors, origin);
     }
     Ok(res.map_into_left_body())
 }

@@ -92,7 +92,8 @@ pub async fn forward(
     }
 
     let mut out = client
-        .request(req.method().clone(), url.as_str())
+        // By value: the URI takes over the string instead of copying it.
+        .request(req.method().clone(), url)
         .no_decompress();
     write_upstream_headers(req.headers(), out.headers_mut(), &ctx);
 

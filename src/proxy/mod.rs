@@ -47,7 +47,9 @@ pub struct Upstreams {
 /// The live settings one request runs on: taken once by the outermost CORS layer
 /// ([`cors::preflight_layer`]) and read by everything after it, so that a reload landing
 /// mid-request cannot give one response a mix of old and new settings (say the old CORS
-/// decision with the new welcome redirect).
+/// decision with the new welcome redirect). Only requests with an `Origin` carry one: without
+/// it the CORS layer reads no settings, so there is nothing to mix, and the handler's own
+/// snapshot spares the request an extensions map.
 #[derive(Clone)]
 pub struct RequestLive(pub Arc<crate::config::Live>);
 

@@ -68,14 +68,15 @@ pub async fn send(
     upstream: Upstream,
     response_timeout: Duration,
 ) -> Result<ClientResponse, ProxyError> {
-    let with_body = match framing(inbound) {
+    let framed = framing(inbound);
+    let with_body = match framed {
         (true, _) => true,
         (false, Some(n)) => n > 0,
         (false, None) => false,
     };
     if !with_body {
         // Nothing to upload: the timeout starts now, and no tracking is needed.
-        let sending = match framing(inbound) {
+        let sending = match framed {
             (false, Some(_)) => out.send_body(()),
             _ => out.send_body(actix_web::body::None::new()),
         };

@@ -114,6 +114,30 @@ pub struct RequestContext<'a> {
     pub authorization: Option<&'a HeaderValue>,
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The client's address as a header value. A connection sends many requests from one address
+/// (and behind a load balancer all of them come from it), so the last value is kept per worker
+/// thread: formatting and copying it anew cost three allocations per request.
+fn peer_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((cached, value)) if *cached == ip => value.clone(),
+        _ => {
+            // An IP address always formats to a valid header value.
+            let value = HeaderValue::from_str(&ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            *last = Some((ip, value.clone()));
+            value
+        }
+    })
+}
+
 /// Writes the headers for the upstream request into `out`.
 pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &RequestContext<'_>) {
     let listed = connection_listed(inbound);
@@ -123,6 +147,8 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
     let to_app = ctx.upstream == Upstream::App;
 
     let mut prior_xff: Vec<&str> = Vec::new();
+    // Whether a trusted client's X-Forwarded-Proto / -Host were kept (then they stand).
+    let (mut kept_proto, mut kept_host) = (false, false);
     for (name, value) in inbound.iter() {
         if is_hop_by_hop(name, &listed)
             || *name == header::HOST
@@ -136,13 +162,15 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
             if !trusted {
                 continue;
             }
-            if name.as_str() == "x-forwarded-for" {
+            if *name == X_FORWARDED_FOR {
                 prior_xff.extend(value.to_str().ok());
                 continue;
             }
             if !to_app && name.as_str() != "forwarded" {
                 continue;
             }
+            kept_proto |= *name == X_FORWARDED_PROTO;
+            kept_host |= *name == X_FORWARDED_HOST;
         }
         if !to_app && *name == header::ACCEPT_ENCODING {
             continue;
@@ -151,13 +179,16 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
     }
 
     if let Some(ip) = ctx.peer {
-        let mut xff = prior_xff.join(", ");
-        if !xff.is_empty() {
+        let value = if prior_xff.is_empty() {
+            Some(peer_value(ip))
+        } else {
+            let mut xff = prior_xff.join(", ");
             xff.push_str(", ");
-        }
-        xff.push_str(&ip.to_string());
-        if let Ok(v) = HeaderValue::from_str(&xff) {
-            out.insert(HeaderName::from_static("x-forwarded-for"), v);
+            xff.push_str(&ip.to_string());
+            HeaderValue::from_str(&xff).ok()
+        };
+        if let Some(v) = value {
+            out.insert(X_FORWARDED_FOR, v);
         }
     }
 
@@ -167,13 +198,11 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
 
     let c = ctx.constants;
     if to_app {
-        let proto = HeaderName::from_static("x-forwarded-proto");
-        let host = HeaderName::from_static("x-forwarded-host");
-        if !out.contains_key(&proto) {
-            out.insert(proto, c.forwarded_proto.clone());
+        if !kept_proto {
+            out.insert(X_FORWARDED_PROTO, c.forwarded_proto.clone());
         }
-        if !out.contains_key(&host) {
-            out.insert(host, c.forwarded_host.clone());
+        if !kept_host {
+            out.insert(X_FORWARDED_HOST, c.forwarded_host.clone());
         }
         let host_value = if ctx.fixed.rewrite_host {
             Some(c.app_host.clone())

@@ -3,43 +3,52 @@
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use actix_web::http::Method;
 use actix_web::HttpMessage as _;
 
 use crate::proxy::AccessTag;
 
 use crate::proxy::ACCESS_LOG_TARGET as TARGET;
 
-pub async fn access_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if !log::log_enabled!(target: TARGET, log::Level::Info) {
-        return next.call(req).await;
+/// What the line needs from the request, taken before the request is handed on.
+pub struct Line {
+    start: Instant,
+    method: Method,
+    path: String,
+}
+
+impl Line {
+    /// `None` (nothing taken, nothing allocated) when the access log is off.
+    pub fn start(req: &ServiceRequest) -> Option<Line> {
+        log::log_enabled!(target: TARGET, log::Level::Info).then(|| Line {
+            start: Instant::now(),
+            method: req.method().clone(),
+            path: req.path().to_string(),
+        })
     }
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_string();
-    let res = next.call(req).await;
-    let (status, tag) = match &res {
-        Ok(r) => (
-            r.status().as_u16(),
-            r.request().extensions().get::<AccessTag>().copied(),
-        ),
-        Err(e) => (e.as_response_error().status_code().as_u16(), None),
-    };
-    let tag = tag.unwrap_or(AccessTag {
-        upstream: "proxy",
-        auth: "off",
-    });
-    log::info!(
-        target: TARGET,
-        "{method} {path} {status} {:.3}ms upstream={} auth={}",
-        start.elapsed().as_secs_f64() * 1000.0,
-        tag.upstream,
-        tag.auth
-    );
-    res
+
+    /// Writes the line for the answer the request got.
+    pub fn finish<B>(self, res: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let (status, tag) = match res {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.request().extensions().get::<AccessTag>().copied(),
+            ),
+            Err(e) => (e.as_response_error().status_code().as_u16(), None),
+        };
+        let tag = tag.unwrap_or(AccessTag {
+            upstream: "proxy",
+            auth: "off",
+        });
+        log::info!(
+            target: TARGET,
+            "{} {} {status} {:.3}ms upstream={} auth={}",
+            self.method,
+            self.path,
+            self.start.elapsed().as_secs_f64() * 1000.0,
+            tag.upstream,
+            tag.auth
+        );
+    }
 }

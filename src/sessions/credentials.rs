@@ -3,7 +3,7 @@
 //! whoami and hashed into the cache key, so CSRF and app cookies neither fragment the cache
 //! nor reach Ory's session check.
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::settings::SessionLive;
@@ -21,7 +21,9 @@ pub struct Credentials {
     pub authorization: Option<HeaderValue>,
 }
 
-pub const X_SESSION_TOKEN: &str = "x-session-token";
+/// A typed name: looking a header up by `&str` parses (and, for a non-standard name, copies)
+/// the name on every request.
+pub const X_SESSION_TOKEN: HeaderName = HeaderName::from_static("x-session-token");
 
 /// `None` when the request carries no credential at all (no whoami for it).
 pub fn extract(headers: &HeaderMap, session: &SessionLive) -> Option<Credentials> {
@@ -39,7 +41,7 @@ pub fn extract(headers: &HeaderMap, session: &SessionLive) -> Option<Credentials
             }
         }
     }
-    let session_token = headers.get(X_SESSION_TOKEN).cloned();
+    let session_token = headers.get(&X_SESSION_TOKEN).cloned();
     let authorization = headers.get(header::AUTHORIZATION).cloned();
     if cookie.is_empty() && session_token.is_none() && authorization.is_none() {
         return None;
