@@ -611,19 +611,12 @@ async fn fifty_concurrent_first_requests_of_a_new_session_make_one_lookup() {
     assert_eq!(ory.whoami_calls(), 1, "single-flight");
 }
 
-#[actix_web::test]
-async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
-    let ory = default_emulator();
-    let app = FakeApp::start();
-    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
-    let s = ory.create_session("mallory@example.org");
-    jwt_for_cookie(&proxy, &s.cookie).await;
-    jwt_for_cookie(&proxy, &s.cookie).await;
-    assert_eq!(ory.whoami_calls(), 1, "cached");
-
+/// A browser logout through the proxy: the logout URL from Ory's browser flow, then the
+/// logout itself, which deletes the session cookie.
+async fn logout_through(proxy: &Proxy, cookie: &str) {
     let res = get_with(
         &proxy.url("/.ory/self-service/logout/browser"),
-        &[("cookie", &s.cookie), ("accept", "application/json")],
+        &[("cookie", cookie), ("accept", "application/json")],
     )
     .await;
     let body = decoded(&res.headers, res.body);
@@ -635,7 +628,7 @@ async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
         "{logout_url}"
     );
     let pq = format!("{}?{}", logout_url.path(), logout_url.query().unwrap_or(""));
-    let res = get_with(&proxy.url(&pq), &[("cookie", &s.cookie)]).await;
+    let res = get_with(&proxy.url(&pq), &[("cookie", cookie)]).await;
     assert_eq!(res.status, 303);
     assert!(
         res.all("set-cookie")
@@ -644,6 +637,19 @@ async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
         "{:?}",
         res.headers
     );
+}
+
+#[actix_web::test]
+async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let s = ory.create_session("mallory@example.org");
+    jwt_for_cookie(&proxy, &s.cookie).await;
+    jwt_for_cookie(&proxy, &s.cookie).await;
+    assert_eq!(ory.whoami_calls(), 1, "cached");
+
+    logout_through(&proxy, &s.cookie).await;
 
     // The browser may still send the old cookie: the cached session must be gone at once
     // (cache_ttl is 10 s, far longer than this test).
@@ -654,6 +660,43 @@ async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
         2,
         "the logout evicted the cached session"
     );
+}
+
+/// Ory looked the session up before the logout, but its answer arrives after the logout evicted
+/// the entry: that answer must not put the session back in the cache for `cache_ttl`.
+#[actix_web::test]
+async fn a_lookup_under_way_during_logout_does_not_bring_the_session_back() {
+    let ory = emulator(EmulatorConfig {
+        whoami_delay: Duration::from_millis(800),
+        ..EmulatorConfig::default()
+    });
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let s = ory.create_session("trudy@example.org");
+
+    let c = client();
+    let under_way = actix_web::rt::spawn(get_echo(
+        c.get(proxy.url("/during-logout"))
+            .insert_header(("cookie", s.cookie.as_str())),
+    ));
+    let deadline = Instant::now() + POLL_DEADLINE;
+    while ory.whoami_calls() == 0 {
+        assert!(Instant::now() < deadline, "the proxy never asked whoami");
+        actix_web::rt::time::sleep(POLL_EVERY).await;
+    }
+    // Ory has decided "active"; its answer is 800 ms away.
+    logout_through(&proxy, &s.cookie).await;
+    assert!(
+        !under_way.is_finished(),
+        "the logout must land while the answer is on its way"
+    );
+    assert_eq!(ory.whoami_calls(), 1);
+    under_way.await.unwrap();
+
+    // cache_ttl is 10 s: without the fix the old session would be served from the cache here.
+    ory.set_whoami_delay(Duration::ZERO);
+    let e = echo_via(&proxy, "/after-logout", &[("cookie", &s.cookie)]).await;
+    assert_anonymous(&e, "after logout, with a lookup under way during it");
 }
 
 #[actix_web::test]

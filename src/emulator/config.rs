@@ -21,7 +21,8 @@ pub struct EmulatorConfig {
     /// How long a session lives: `expires_at = issued_at + session_lifespan`.
     pub session_lifespan: Duration,
     /// Artificial latency of `/sessions/whoami` (changeable later with
-    /// [`Emulator::set_whoami_delay`](super::Emulator::set_whoami_delay)).
+    /// [`Emulator::set_whoami_delay`](super::Emulator::set_whoami_delay)). The answer is decided
+    /// when the request arrives and sent after the delay, as by an Ory far away.
     pub whoami_delay: Duration,
     /// Gzip-compress HTML and JSON answers when the request's `Accept-Encoding` allows it.
     pub gzip: bool,

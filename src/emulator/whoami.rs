@@ -37,14 +37,21 @@ pub(crate) async fn whoami(
     req: HttpRequest,
 ) -> Result<HttpResponse, EmulatorError> {
     ctx.store.count_whoami();
+    // Decided on arrival, delivered after the delay, as by an Ory far away: a logout that lands
+    // meanwhile does not change an answer already on its way back.
+    let answer = answer(&ctx, &req);
     let delay = ctx.store.whoami_delay();
     if !delay.is_zero() {
         actix_rt::time::sleep(delay).await;
     }
+    answer
+}
+
+fn answer(ctx: &Ctx, req: &HttpRequest) -> Result<HttpResponse, EmulatorError> {
     if let Some(status) = ctx.store.whoami_failure() {
         return Err(EmulatorError::Injected(status));
     }
-    let token = credential(&ctx, &req).ok_or(EmulatorError::Unauthorized)?;
+    let token = credential(ctx, req).ok_or(EmulatorError::Unauthorized)?;
     let (session, identity) = ctx
         .store
         .active_session(&token)

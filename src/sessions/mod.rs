@@ -8,9 +8,12 @@
 //! Per credential: at most one whoami per `cache_ttl`, never past the session's `expires_at`;
 //! 401/403 answers are cached too (an expired cookie must not hammer Ory); failures are not.
 //! The minted token is kept with the entry and reused while half its lifetime remains.
+//! A logout seen through the proxy evicts the credentials at once, and a lookup that was
+//! already under way when it happened is not served (see `Revocations`).
 
 pub mod credentials;
 pub mod mint;
+mod revocations;
 pub mod whoami;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +30,7 @@ use crate::config::{Live, LiveSettings};
 use crate::keys::KeyHandle;
 use credentials::CredentialKey;
 use mint::Minted;
+use revocations::Revocations;
 use whoami::{ActiveSession, Whoami};
 
 /// A cached whoami answer.
@@ -34,6 +38,10 @@ pub enum Entry {
     Active {
         session: ActiveSession,
         token: ArcSwapOption<Minted>,
+        /// Just before the whoami that found the session was sent (see [`revocations`]).
+        looked_up: Instant,
+        /// The logout generation this entry was last checked against.
+        revocations_seen: AtomicU64,
     },
     Anonymous,
 }
@@ -88,6 +96,7 @@ struct Inner {
     /// every signed-in request.
     last_failure_ms: AtomicU64,
     epoch: Instant,
+    revocations: Arc<Revocations>,
     tx: mpsc::Sender<Cmd>,
 }
 
@@ -100,6 +109,7 @@ pub struct SessionCache(Arc<Inner>);
 
 struct EntryExpiry {
     live: LiveSettings,
+    revocations: Arc<Revocations>,
 }
 
 impl moka::Expiry<CredentialKey, Arc<Entry>> for EntryExpiry {
@@ -117,14 +127,19 @@ impl moka::Expiry<CredentialKey, Arc<Entry>> for EntryExpiry {
             }),
             Entry::Anonymous => None,
         };
-        Some(until_expiry.map_or(ttl, |d| d.min(ttl)))
+        let lifetime = until_expiry.map_or(ttl, |d| d.min(ttl));
+        self.revocations.note_lifetime(lifetime);
+        Some(lifetime)
     }
 }
 
-fn build_cache(live: &LiveSettings, capacity: u64) -> SessionMap {
+fn build_cache(live: &LiveSettings, capacity: u64, revocations: &Arc<Revocations>) -> SessionMap {
     Cache::builder()
         .max_capacity(capacity)
-        .expire_after(EntryExpiry { live: live.clone() })
+        .expire_after(EntryExpiry {
+            live: live.clone(),
+            revocations: revocations.clone(),
+        })
         .build()
 }
 
@@ -133,14 +148,16 @@ impl SessionCache {
     pub fn start(live: LiveSettings, keys: KeyHandle, ory_base: &str) -> SessionCache {
         let capacity = live.snapshot().session.cache_max_entries;
         let (tx, mut rx) = mpsc::channel(4);
+        let revocations = Arc::new(Revocations::default());
         let inner = Arc::new(Inner {
-            cache: ArcSwap::from_pointee(build_cache(&live, capacity)),
+            cache: ArcSwap::from_pointee(build_cache(&live, capacity, &revocations)),
             live,
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
             degraded: AtomicBool::new(false),
             last_failure_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            revocations,
             tx,
         });
         let weak = Arc::downgrade(&inner);
@@ -151,9 +168,11 @@ impl SessionCache {
                 // older snapshot must not flip the cache back to the old size.
                 let capacity = inner.live.snapshot().session.cache_max_entries;
                 if inner.cache.load().policy().max_capacity() != Some(capacity) {
-                    inner
-                        .cache
-                        .store(Arc::new(build_cache(&inner.live, capacity)));
+                    inner.cache.store(Arc::new(build_cache(
+                        &inner.live,
+                        capacity,
+                        &inner.revocations,
+                    )));
                     log::info!("session cache rebuilt for {capacity} entries");
                 }
             }
@@ -189,36 +208,45 @@ impl SessionCache {
             // This request is the probe; concurrent ones keep answering Unavailable.
             self.0.last_failure_ms.store(since, Ordering::Relaxed);
         }
-        let url = &self.0.whoami_url;
-        let looked_up = cache
-            .try_get_with(creds.key, async {
-                let w = whoami::call(ory, url, &creds).await?;
-                // Only an answer from Ory ends an outage: a cache hit says nothing about it.
-                if self.0.degraded.swap(false, Ordering::Relaxed) {
-                    log::info!("Ory answers whoami again; sessions are recognised");
+        // A second round only when the first found a session logged out after its whoami was
+        // sent (see `revocations`); a second such answer is not served either.
+        let mut fresh = None;
+        for _round in 0..2 {
+            let entry = match self.lookup(&cache, &creds, ory).await {
+                Ok(e) => e,
+                Err(e) => {
+                    self.0
+                        .last_failure_ms
+                        .store(self.0.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if !self.0.degraded.swap(true, Ordering::Relaxed) {
+                        log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");
+                    }
+                    return Auth::Unavailable;
                 }
-                Ok::<_, whoami::WhoamiError>(Arc::new(match w {
-                    Whoami::Active(session) => Entry::Active {
-                        session,
-                        token: ArcSwapOption::empty(),
-                    },
-                    Whoami::Anonymous => Entry::Anonymous,
-                }))
-            })
-            .await;
-        let entry = match looked_up {
-            Ok(e) => e,
-            Err(e) => {
-                self.0
-                    .last_failure_ms
-                    .store(self.0.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if !self.0.degraded.swap(true, Ordering::Relaxed) {
-                    log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");
+            };
+            if let Entry::Active {
+                looked_up,
+                revocations_seen,
+                ..
+            } = &*entry
+            {
+                if !self
+                    .0
+                    .revocations
+                    .allows(&creds.key, *looked_up, revocations_seen)
+                {
+                    log::debug!("a session answer from before its logout was refused");
+                    cache.invalidate(&creds.key).await;
+                    continue;
                 }
-                return Auth::Unavailable;
             }
+            fresh = Some(entry);
+            break;
+        }
+        let Some(entry) = fresh else {
+            return Auth::Anonymous;
         };
-        let Entry::Active { session, token } = &*entry else {
+        let Entry::Active { session, token, .. } = &*entry else {
             return Auth::Anonymous;
         };
         let now = mint::unix_now();
@@ -242,6 +270,35 @@ impl SessionCache {
                 Auth::Anonymous
             }
         }
+    }
+
+    /// The cached answer for `creds`, or one whoami under moka's single-flight.
+    async fn lookup(
+        &self,
+        cache: &SessionMap,
+        creds: &credentials::Credentials,
+        ory: &awc::Client,
+    ) -> Result<Arc<Entry>, Arc<whoami::WhoamiError>> {
+        cache
+            .try_get_with(creds.key, async {
+                let revocations_seen = AtomicU64::new(self.0.revocations.generation());
+                let looked_up = Instant::now();
+                let w = whoami::call(ory, &self.0.whoami_url, creds).await?;
+                // Only an answer from Ory ends an outage: a cache hit says nothing about it.
+                if self.0.degraded.swap(false, Ordering::Relaxed) {
+                    log::info!("Ory answers whoami again; sessions are recognised");
+                }
+                Ok::<_, whoami::WhoamiError>(Arc::new(match w {
+                    Whoami::Active(session) => Entry::Active {
+                        session,
+                        token: ArcSwapOption::empty(),
+                        looked_up,
+                        revocations_seen,
+                    },
+                    Whoami::Anonymous => Entry::Anonymous,
+                }))
+            })
+            .await
     }
 
     /// Called with every Ory answer: a successful logout, or an answer that sets or deletes a
@@ -269,6 +326,10 @@ impl SessionCache {
             return;
         }
         if let Some(creds) = credentials::extract(request_headers, &live.session) {
+            // Recorded before the eviction: a lookup finishing in between is then refused.
+            self.0
+                .revocations
+                .revoke(creds.key, live.session.cache_max_entries);
             self.0.cache.load().invalidate(&creds.key).await;
             log::debug!("session logged out through the proxy: cache entry evicted");
         }

@@ -8,8 +8,10 @@ use serde_json::value::RawValue;
 
 use super::credentials::{Credentials, X_SESSION_TOKEN};
 
-/// Bounded: a hanging Ory delays an authenticated request by at most this, then it goes on
-/// anonymous. No retries: the next request (or the next cache miss) is the retry.
+/// Bounds the whole call, answer body included: a hanging Ory delays an authenticated request by
+/// at most this, then it goes on anonymous. No retries: the next request (or the next cache
+/// miss) is the retry. The session cache also relies on it: no answer is stored later than this
+/// after its request was sent.
 pub const WHOAMI_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An active session as Ory described it.
@@ -38,6 +40,8 @@ pub enum WhoamiError {
     Status(u16),
     #[error("whoami answer is not a session: {0}")]
     Body(String),
+    #[error("whoami did not finish within {}s", WHOAMI_TIMEOUT.as_secs())]
+    Timeout,
 }
 
 #[derive(Deserialize)]
@@ -53,15 +57,26 @@ struct IdentityView {
     id: String,
 }
 
-/// Asks Ory about these credentials.
+/// Asks Ory about these credentials, within [`WHOAMI_TIMEOUT`].
 pub async fn call(
+    client: &awc::Client,
+    url: &str,
+    creds: &Credentials,
+) -> Result<Whoami, WhoamiError> {
+    // awc's own request timeout stops at the answer's head; a body that trickles would not be
+    // bounded by it.
+    tokio::time::timeout(WHOAMI_TIMEOUT, exchange(client, url, creds))
+        .await
+        .unwrap_or(Err(WhoamiError::Timeout))
+}
+
+async fn exchange(
     client: &awc::Client,
     url: &str,
     creds: &Credentials,
 ) -> Result<Whoami, WhoamiError> {
     let mut req = client
         .get(url)
-        .timeout(WHOAMI_TIMEOUT)
         .insert_header((header::ACCEPT, HeaderValue::from_static("application/json")));
     if let Some(c) = &creds.cookie {
         req = req.insert_header((header::COOKIE, c.as_str()));
