@@ -697,6 +697,44 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
 }
 
 #[actix_web::test]
+async fn api_logout_revokes_the_session_named_in_the_body() {
+    let ory = start();
+    let url = format!("{}/self-service/logout/api", ory.url());
+    let http = client();
+    let session = ory.create_session("gus@example.org");
+    let logout = |body: String| {
+        http.delete(&url)
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+    };
+
+    let mut res = logout(json!({ "session_token": "ory_st_unknown" }).to_string())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let error: Value = res.json().await.unwrap();
+    assert_eq!(error["error"]["code"], 403);
+    let res = logout("{}".into()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        whoami_status(&ory, &session.cookie).await,
+        StatusCode::OK,
+        "refused logouts revoke nothing"
+    );
+
+    let body = json!({ "session_token": session.token }).to_string();
+    let res = logout(body.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        whoami_status(&ory, &session.cookie).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Kratos answers 204 again for a token revoked before.
+    let res = logout(body).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
+#[actix_web::test]
 async fn logout_through_the_ui_honours_return_to() {
     let ory = start();
     let http = client();

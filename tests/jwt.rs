@@ -662,6 +662,53 @@ async fn logout_through_the_proxy_makes_the_next_request_anonymous() {
     );
 }
 
+/// `DELETE /.ory/self-service/logout/api` with `{"session_token": ...}` through the proxy.
+async fn api_logout(proxy: &Proxy, token: &str) -> u16 {
+    let res = client()
+        .delete(proxy.url("/.ory/self-service/logout/api"))
+        .insert_header(("content-type", "application/json"))
+        .send_body(serde_json::json!({ "session_token": token }).to_string())
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+/// A native app logs out with `DELETE /self-service/logout/api`, naming its session token in the
+/// body rather than a header: the token's cached session goes at once, whichever way the token
+/// was sent (SPEC §6), and only when Ory confirms.
+#[actix_web::test]
+async fn api_logout_through_the_proxy_drops_the_token_at_once() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let s = ory.create_session("nia@example.org");
+    let bearer = format!("Bearer {}", s.token);
+    let by_token = [("x-session-token", s.token.as_str())];
+    let by_bearer = [("authorization", bearer.as_str())];
+    for _ in 0..2 {
+        assert!(jwt_of(&echo_via(&proxy, "/echo", &by_token).await).is_some());
+        assert!(jwt_of(&echo_via(&proxy, "/echo", &by_bearer).await).is_some());
+    }
+    assert_eq!(ory.whoami_calls(), 2, "cached");
+
+    // Refused by Ory: nothing is dropped.
+    assert_eq!(api_logout(&proxy, "ory_st_not_a_session").await, 403);
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &by_token).await).is_some());
+    assert_eq!(ory.whoami_calls(), 2, "still cached");
+
+    assert_eq!(api_logout(&proxy, &s.token).await, 204);
+    // cache_ttl is 10 s: only the eviction explains the new lookups.
+    assert_anonymous(
+        &echo_via(&proxy, "/echo", &by_token).await,
+        "X-Session-Token after the API logout",
+    );
+    assert_anonymous(
+        &echo_via(&proxy, "/echo", &by_bearer).await,
+        "bearer token after the API logout",
+    );
+    assert_eq!(ory.whoami_calls(), 4);
+}
+
 /// Ory looked the session up before the logout, but its answer arrives after the logout evicted
 /// the entry: that answer must not put the session back in the cache for `cache_ttl`.
 #[actix_web::test]

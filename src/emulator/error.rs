@@ -26,6 +26,10 @@ pub(crate) enum EmulatorError {
     SessionAlreadyAvailable,
     #[error("Please include a valid logout token in the URL query.")]
     InvalidLogoutToken,
+    #[error(
+        "The provided Ory Session Token could not be found, is invalid, or otherwise malformed."
+    )]
+    UnknownSessionToken,
     #[error("{0}")]
     BadRequest(String),
     #[error("The requested resource could not be found.")]
@@ -55,7 +59,9 @@ impl ResponseError for EmulatorError {
             EmulatorError::Unauthorized | EmulatorError::InvalidLogoutToken => {
                 StatusCode::UNAUTHORIZED
             }
-            EmulatorError::CsrfViolation => StatusCode::FORBIDDEN,
+            EmulatorError::CsrfViolation | EmulatorError::UnknownSessionToken => {
+                StatusCode::FORBIDDEN
+            }
             EmulatorError::MissingFlowId
             | EmulatorError::SessionAlreadyAvailable
             | EmulatorError::BadRequest(_) => StatusCode::BAD_REQUEST,

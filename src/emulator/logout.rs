@@ -1,8 +1,11 @@
 //! The browser logout flow: `/self-service/logout/browser` hands out a logout URL with a
 //! one-time token; `/self-service/logout?token=` revokes the session and clears the cookie.
+//! Native apps log out with `DELETE /self-service/logout/api`, naming the session token in the
+//! body.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::context::Ctx;
@@ -61,4 +64,23 @@ pub(crate) async fn submit(
         &cookies::clear(&ctx.settings, &ctx.settings.session_cookie_name),
     );
     Ok(res)
+}
+
+#[derive(Deserialize)]
+struct NativeLogout {
+    session_token: String,
+}
+
+/// `DELETE /self-service/logout/api` with `{"session_token": "..."}`: 204 when the token had a
+/// session (revoked now or before), 403 when it had none, as in Kratos.
+pub(crate) async fn api(
+    ctx: web::Data<Ctx>,
+    body: web::Bytes,
+) -> Result<HttpResponse, EmulatorError> {
+    let request: NativeLogout = serde_json::from_slice(&body)
+        .map_err(|e| EmulatorError::BadRequest(format!("The request body is not valid: {e}")))?;
+    if !ctx.store.logout_session_token(&request.session_token) {
+        return Err(EmulatorError::UnknownSessionToken);
+    }
+    Ok(HttpResponse::NoContent().finish())
 }

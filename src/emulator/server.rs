@@ -32,6 +32,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/self-service/registration").route(web::post().to(registration::submit)))
         .service(resource("/self-service/logout/browser").route(web::get().to(logout::browser)))
         .service(resource("/self-service/logout").route(web::get().to(logout::submit)))
+        .service(resource("/self-service/logout/api").route(web::delete().to(logout::api)))
         .service(resource("/health/alive").route(web::get().to(meta::health)))
         .service(resource("/health/ready").route(web::get().to(meta::health)))
         .service(resource(model::SCHEMA_PATH).route(web::get().to(meta::identity_schema)))

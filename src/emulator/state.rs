@@ -313,6 +313,16 @@ impl Store {
             .retain(|_, session_token| session_token != token);
     }
 
+    /// Revokes the session of a session token (again, if it was revoked already). False when
+    /// no session has this token.
+    pub fn logout_session_token(&self, token: &str) -> bool {
+        if !lock(&self.tables).sessions.contains_key(token) {
+            return false;
+        }
+        self.revoke_session(token);
+        true
+    }
+
     // ---- logout tokens ----
 
     pub fn create_logout_token(&self, session_token: &str) -> String {

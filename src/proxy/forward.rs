@@ -30,6 +30,23 @@ fn upstream_url(state: &ProxyState, upstream: Upstream, path_and_query: &str) ->
     url
 }
 
+/// Ory's logout for native apps: `DELETE` with `{"session_token": "..."}`.
+const API_LOGOUT_PATH: &str = "/self-service/logout/api";
+/// Far more than `{"session_token":"ory_st_..."}` needs; longer bodies are passed on unread.
+const API_LOGOUT_BODY_LIMIT: usize = 4096;
+
+/// The session token an API logout body names, if it is one.
+fn session_token_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct NativeLogout {
+        session_token: String,
+    }
+    serde_json::from_slice::<NativeLogout>(body)
+        .ok()
+        .map(|b| b.session_token)
+        .filter(|t| !t.is_empty())
+}
+
 fn is_websocket_upgrade(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::UPGRADE)
@@ -97,14 +114,30 @@ pub async fn forward(
         .no_decompress();
     write_upstream_headers(req.headers(), out.headers_mut(), &ctx);
 
-    let mut res = request_body::send(
-        out,
-        req.headers(),
-        payload,
-        routed.upstream,
-        state.fixed.response_timeout,
-    )
-    .await?;
+    // An API logout names the session token in its body, not in a header: that small body is
+    // read first, so that the session cache can drop the token once Ory confirms.
+    let api_logout = state.sessions.is_some()
+        && routed.upstream == Upstream::Ory
+        && req.method() == Method::DELETE
+        && route::path_of(routed.path_and_query) == API_LOGOUT_PATH;
+    let timeout = state.fixed.response_timeout;
+    let (mut res, logged_out_token) = if api_logout {
+        match request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await? {
+            Ok(body) => {
+                let token = session_token_of(&body);
+                let res = request_body::send_buffered(out, body, routed.upstream, timeout).await?;
+                (res, token)
+            }
+            Err(payload) => {
+                let res = request_body::send(out, req.headers(), payload, routed.upstream, timeout)
+                    .await?;
+                (res, None)
+            }
+        }
+    } else {
+        let res = request_body::send(out, req.headers(), payload, routed.upstream, timeout).await?;
+        (res, None)
+    };
     if let (Some(sessions), Upstream::Ory) = (&state.sessions, routed.upstream) {
         sessions
             .observe_ory_answer(
@@ -115,6 +148,9 @@ pub async fn forward(
                 &live,
             )
             .await;
+        if let Some(token) = logged_out_token.filter(|_| res.status().is_success()) {
+            sessions.observe_api_logout(&token, &live).await;
+        }
     }
 
     let mut builder = HttpResponse::build(res.status());

@@ -13,6 +13,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web;
 use awc::{ClientRequest, ClientResponse};
+use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::Notify;
 
@@ -80,17 +81,14 @@ pub async fn send(
             (false, Some(_)) => out.send_body(()),
             _ => out.send_body(actix_web::body::None::new()),
         };
-        return match tokio::time::timeout(response_timeout, sending).await {
-            Ok(res) => res.map_err(|e| ProxyError::from_send(upstream, e)),
-            Err(_) => Err(ProxyError::Timeout { upstream }),
-        };
+        return answer_within(sending, upstream, response_timeout).await;
     }
     let done = Rc::new(Notify::new());
     let body = Tracked {
         inner: payload,
         done: Some(done.clone()),
     };
-    let sending = match framing(inbound) {
+    let sending = match framed {
         (false, Some(n)) => out.send_body(SizedStream::new(n, body)),
         _ => out.send_stream(body),
     };
@@ -107,4 +105,47 @@ pub async fn send(
             .map_err(|_| ProxyError::Timeout { upstream })?,
     };
     res.map_err(|e| ProxyError::from_send(upstream, e))
+}
+
+/// The client's whole body, when its `Content-Length` says it is at most `limit` bytes; `None`
+/// (nothing read) otherwise. For the few requests whose body the proxy must look into.
+pub async fn read_small(
+    inbound: &HeaderMap,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Result<Bytes, web::Payload>, ProxyError> {
+    match framing(inbound) {
+        (false, Some(n)) if n <= limit as u64 => {}
+        _ => return Ok(Err(payload)),
+    }
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => Ok(Ok(body)),
+        Ok(Err(e)) => Err(ProxyError::BadRequest(format!(
+            "reading the request body: {e}"
+        ))),
+        Err(_) => Err(ProxyError::BadRequest(
+            "the request body is longer than its Content-Length".into(),
+        )),
+    }
+}
+
+/// Sends `out` with a body already read from the client; the timeout starts now.
+pub async fn send_buffered(
+    out: ClientRequest,
+    body: Bytes,
+    upstream: Upstream,
+    response_timeout: Duration,
+) -> Result<ClientResponse, ProxyError> {
+    answer_within(out.send_body(body), upstream, response_timeout).await
+}
+
+async fn answer_within(
+    sending: awc::SendClientRequest,
+    upstream: Upstream,
+    response_timeout: Duration,
+) -> Result<ClientResponse, ProxyError> {
+    match tokio::time::timeout(response_timeout, sending).await {
+        Ok(res) => res.map_err(|e| ProxyError::from_send(upstream, e)),
+        Err(_) => Err(ProxyError::Timeout { upstream }),
+    }
 }

@@ -29,12 +29,16 @@ pub fn route(path_and_query: &str) -> Routed<'_> {
     }
 }
 
+/// The path of a path-and-query.
+pub fn path_of(path_and_query: &str) -> &str {
+    path_and_query.split(['?', '#']).next().unwrap_or("")
+}
+
 /// Whether a path has a `.` or `..` segment, percent-encoded spellings included. Such a path
 /// to Ory is refused: it could climb out of an `sdk_url` base path behind a normalising
 /// gateway, carrying the proxy's `Ory-*` headers.
 pub fn has_dot_segment(path_and_query: &str) -> bool {
-    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
-    path.split('/').any(|seg| {
+    path_of(path_and_query).split('/').any(|seg| {
         let seg = seg.to_ascii_lowercase().replace("%2e", ".");
         seg == "." || seg == ".."
     })

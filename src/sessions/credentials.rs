@@ -46,21 +46,34 @@ pub fn extract(headers: &HeaderMap, session: &SessionLive) -> Option<Credentials
     if cookie.is_empty() && session_token.is_none() && authorization.is_none() {
         return None;
     }
-    let mut h = Sha256::new();
-    for part in [
-        cookie.as_bytes(),
-        session_token.as_ref().map_or(&[][..], |v| v.as_bytes()),
-        authorization.as_ref().map_or(&[][..], |v| v.as_bytes()),
-    ] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
     Some(Credentials {
-        key: h.finalize().into(),
+        key: key_of(
+            cookie.as_bytes(),
+            session_token.as_ref().map_or(&[][..], |v| v.as_bytes()),
+            authorization.as_ref().map_or(&[][..], |v| v.as_bytes()),
+        ),
         cookie: (!cookie.is_empty()).then_some(cookie),
         session_token,
         authorization,
     })
+}
+
+fn key_of(cookie: &[u8], session_token: &[u8], authorization: &[u8]) -> CredentialKey {
+    let mut h = Sha256::new();
+    for part in [cookie, session_token, authorization] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// The keys under which a session token alone is cached: sent as `X-Session-Token` or as
+/// `Authorization: Bearer`. For an API logout, which names the token in its body.
+pub fn session_token_keys(token: &str) -> [CredentialKey; 2] {
+    [
+        key_of(b"", token.as_bytes(), b""),
+        key_of(b"", b"", format!("Bearer {token}").as_bytes()),
+    ]
 }
 
 /// Whether a `Set-Cookie` value sets or deletes one of the session cookies: a login, a logout

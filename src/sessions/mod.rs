@@ -326,12 +326,25 @@ impl SessionCache {
             return;
         }
         if let Some(creds) = credentials::extract(request_headers, &live.session) {
-            // Recorded before the eviction: a lookup finishing in between is then refused.
-            self.0
-                .revocations
-                .revoke(creds.key, live.session.cache_max_entries);
-            self.0.cache.load().invalidate(&creds.key).await;
+            self.drop_credentials(creds.key, live).await;
             log::debug!("session logged out through the proxy: cache entry evicted");
         }
+    }
+
+    /// Called when Ory confirmed an API logout (`DELETE /self-service/logout/api`), which names
+    /// the session token in its body rather than in a header.
+    pub async fn observe_api_logout(&self, session_token: &str, live: &Live) {
+        for key in credentials::session_token_keys(session_token) {
+            self.drop_credentials(key, live).await;
+        }
+        log::debug!("session token logged out through the proxy: cache entries evicted");
+    }
+
+    async fn drop_credentials(&self, key: CredentialKey, live: &Live) {
+        // Recorded before the eviction: a lookup finishing in between is then refused.
+        self.0
+            .revocations
+            .revoke(key, live.session.cache_max_entries);
+        self.0.cache.load().invalidate(&key).await;
     }
 }
