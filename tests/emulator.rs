@@ -715,6 +715,12 @@ async fn api_logout_revokes_the_session_named_in_the_body() {
     let error: Value = res.json().await.unwrap();
     assert_eq!(error["error"]["code"], 403);
     let res = logout("{}".into()).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "no token is an unknown token"
+    );
+    let res = logout("not json".into()).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         whoami_status(&ory, &session.cookie).await,

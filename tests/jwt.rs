@@ -674,8 +674,8 @@ async fn api_logout(proxy: &Proxy, token: &str) -> u16 {
 }
 
 /// A native app logs out with `DELETE /self-service/logout/api`, naming its session token in the
-/// body rather than a header: the token's cached session goes at once, whichever way the token
-/// was sent (SPEC §6), and only when Ory confirms.
+/// body rather than a header: the token's cached session goes at once, whether the token was
+/// sent as `X-Session-Token` or as a bearer token (SPEC §6), and only when Ory confirms.
 #[actix_web::test]
 async fn api_logout_through_the_proxy_drops_the_token_at_once() {
     let ory = default_emulator();

@@ -68,11 +68,13 @@ pub(crate) async fn submit(
 
 #[derive(Deserialize)]
 struct NativeLogout {
+    #[serde(default)]
     session_token: String,
 }
 
 /// `DELETE /self-service/logout/api` with `{"session_token": "..."}`: 204 when the token had a
-/// session (revoked now or before), 403 when it had none, as in Kratos.
+/// session (revoked now or before), 403 when it had none (an empty or missing one included),
+/// 400 when the body is not JSON, as in Kratos.
 pub(crate) async fn api(
     ctx: web::Data<Ctx>,
     body: web::Bytes,

@@ -35,16 +35,21 @@ const API_LOGOUT_PATH: &str = "/self-service/logout/api";
 /// Far more than `{"session_token":"ory_st_..."}` needs; longer bodies are passed on unread.
 const API_LOGOUT_BODY_LIMIT: usize = 4096;
 
-/// The session token an API logout body names, if it is one.
+/// The session token an API logout body names, if it is one. Read as leniently as Kratos reads
+/// it (Go's JSON decoder): the first JSON value only, the key in any case, the last one winning.
 fn session_token_of(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct NativeLogout {
-        session_token: String,
-    }
-    serde_json::from_slice::<NativeLogout>(body)
-        .ok()
-        .map(|b| b.session_token)
+    let first = serde_json::Deserializer::from_slice(body)
+        .into_iter::<serde_json::Value>()
+        .next()?
+        .ok()?;
+    first
+        .as_object()?
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("session_token"))
+        .filter_map(|(_, v)| v.as_str())
+        .next_back()
         .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 fn is_websocket_upgrade(req: &HttpRequest) -> bool {
@@ -219,4 +224,30 @@ pub async fn forward(
         Some(n) => builder.body(SizedStream::new(n, res)),
         None => builder.body(BodyStream::new(res)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_token_of;
+
+    #[test]
+    fn api_logout_bodies_are_read_as_kratos_reads_them() {
+        assert_eq!(
+            session_token_of(br#"{"session_token":"ory_st_a"}"#).as_deref(),
+            Some("ory_st_a")
+        );
+        assert_eq!(
+            session_token_of(br#"{"Session_Token":"ory_st_a"}"#).as_deref(),
+            Some("ory_st_a"),
+            "keys match in any case"
+        );
+        assert_eq!(
+            session_token_of(b"{\"session_token\":\"ory_st_a\"}\n trailing").as_deref(),
+            Some("ory_st_a"),
+            "only the first JSON value counts"
+        );
+        assert_eq!(session_token_of(br#"{"session_token":""}"#), None);
+        assert_eq!(session_token_of(br#"{"session_token":1}"#), None);
+        assert_eq!(session_token_of(b"not json"), None);
+    }
 }

@@ -107,8 +107,9 @@ pub async fn send(
     res.map_err(|e| ProxyError::from_send(upstream, e))
 }
 
-/// The client's whole body, when its `Content-Length` says it is at most `limit` bytes; `None`
-/// (nothing read) otherwise. For the few requests whose body the proxy must look into.
+/// The client's whole body (`Ok(Ok)`), when its `Content-Length` says it is at most `limit`
+/// bytes; otherwise the payload back, unread (`Ok(Err)`). For the few requests whose body the
+/// proxy must look into.
 pub async fn read_small(
     inbound: &HeaderMap,
     payload: web::Payload,
@@ -123,9 +124,10 @@ pub async fn read_small(
         Ok(Err(e)) => Err(ProxyError::BadRequest(format!(
             "reading the request body: {e}"
         ))),
-        Err(_) => Err(ProxyError::BadRequest(
-            "the request body is longer than its Content-Length".into(),
-        )),
+        // actix-http stops a body at its Content-Length, which was checked above.
+        Err(_) => Err(ProxyError::BadRequest(format!(
+            "the request body is over {limit} bytes"
+        ))),
     }
 }
 

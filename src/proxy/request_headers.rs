@@ -163,7 +163,7 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
                 continue;
             }
             if *name == X_FORWARDED_FOR {
-                prior_xff.extend(value.to_str().ok());
+                prior_xff.extend(value.to_str().ok().filter(|v| !v.trim().is_empty()));
                 continue;
             }
             if !to_app && name.as_str() != "forwarded" {

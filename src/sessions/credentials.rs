@@ -67,12 +67,14 @@ fn key_of(cookie: &[u8], session_token: &[u8], authorization: &[u8]) -> Credenti
     h.finalize().into()
 }
 
-/// The keys under which a session token alone is cached: sent as `X-Session-Token` or as
-/// `Authorization: Bearer`. For an API logout, which names the token in its body.
-pub fn session_token_keys(token: &str) -> [CredentialKey; 2] {
+/// The keys under which a session token alone is cached: sent as `X-Session-Token` or as a
+/// bearer token. For an API logout, which names the token in its body. A token sent together
+/// with other credentials is cached under a key this cannot know; it expires with `cache_ttl`.
+pub fn session_token_keys(token: &str) -> [CredentialKey; 3] {
     [
         key_of(b"", token.as_bytes(), b""),
         key_of(b"", b"", format!("Bearer {token}").as_bytes()),
+        key_of(b"", b"", format!("bearer {token}").as_bytes()),
     ]
 }
 

@@ -71,6 +71,12 @@ impl Revocations {
         let mut r = self.lock();
         let now = Instant::now();
         r.prune(now, self.memory());
+        // Logged out already (Kratos answers an API logout of a revoked token 204 again): every
+        // lookup since then has been answered "logged out", so there is nothing new to refuse,
+        // and no reason to send every cached session through the lock once more.
+        if r.at.contains_key(&key) {
+            return;
+        }
         r.insert(key, now, usize::try_from(capacity).unwrap_or(usize::MAX));
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -120,7 +126,7 @@ impl Records {
     }
 
     fn insert(&mut self, key: CredentialKey, now: Instant, capacity: usize) {
-        while self.at.len() >= capacity.max(1) {
+        while self.order.len() >= capacity.max(1) {
             let Some((at, oldest)) = self.order.pop_front() else {
                 break;
             };
@@ -226,6 +232,20 @@ mod tests {
             rev.allows(&[1; 32], after, &fresh),
             "looked up after the logout"
         );
+    }
+
+    #[test]
+    fn a_repeated_logout_changes_nothing() {
+        let rev = Revocations::default();
+        rev.revoke([1; 32], 10);
+        let generation = rev.generation();
+        rev.revoke([1; 32], 10);
+        assert_eq!(
+            rev.generation(),
+            generation,
+            "cached sessions are not re-checked"
+        );
+        assert_eq!(rev.lock().order.len(), 1);
     }
 
     #[test]
