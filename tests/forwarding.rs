@@ -350,6 +350,49 @@ async fn answers_without_a_body_stay_without_one() {
     let rest = String::from_utf8_lossy(&rest);
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
     assert!(rest.ends_with("\r\n\r\nhello"), "{rest}");
+
+    // The same, pipelined: both requests in one write, before the first answer.
+    let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(HTTP_DEADLINE)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"HEAD /sized HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /sized HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut both = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut both).unwrap();
+    let both = String::from_utf8_lossy(&both).to_ascii_lowercase();
+    let answers: Vec<&str> = both.split("http/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{both}");
+    assert!(answers[0].starts_with("200"), "{both}");
+    assert!(answers[0].contains("content-length: 5\r\n"), "{both}");
+    assert!(
+        answers[0].ends_with("\r\n\r\n"),
+        "the HEAD answer has no body: {both}"
+    );
+    assert!(answers[1].starts_with("200"), "{both}");
+    assert!(answers[1].ends_with("\r\n\r\nhello"), "{both}");
+}
+
+/// A 304 keeps the entity's Content-Length (RFC 9110 §15.4.5) and has no body: the proxy must
+/// answer it, and the connection must stay usable.
+#[test]
+fn not_modified_with_a_content_length_is_answered() {
+    let up = raw_upstream(
+        b"HTTP/1.1 304 Not Modified\r\n\
+          ETag: \"v1\"\r\n\
+          Content-Length: 5\r\n\
+          \r\n",
+    );
+    let proxy = Proxy::to(&format!("http://{up}")).start();
+    let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(HTTP_DEADLINE)).unwrap();
+    std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("http/1.1 304"), "{head}");
+    assert!(head.contains("content-length: 5\r\n"), "{head}");
+    assert!(head.contains("etag: \"v1\"\r\n"), "{head}");
 }
 
 /// Reads one response head (up to the blank line) byte by byte, lowercased.

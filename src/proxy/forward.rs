@@ -178,11 +178,16 @@ pub async fn forward(
         .and_then(|v| v.trim().parse::<u64>().ok());
 
     if no_body {
+        // No body, but the Content-Length a GET would get (HEAD) or the cached entity's (304)
+        // stays. Not as a sized body: actix-http frames an answer by the *last* request it
+        // parsed, so a HEAD with a GET pipelined behind it would be framed as a GET and wait for
+        // bytes that never come. An unchunked empty stream ends cleanly either way.
         return Ok(match length {
-            Some(n) => builder.body(SizedStream::new(
-                n,
-                futures_util::stream::empty::<Result<bytes::Bytes, ProxyError>>(),
-            )),
+            Some(n) => builder
+                .no_chunking(n)
+                .body(BodyStream::new(futures_util::stream::empty::<
+                    Result<bytes::Bytes, ProxyError>,
+                >())),
             None => builder.finish(),
         });
     }
