@@ -41,7 +41,8 @@ pub struct Cli {
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
 
-    /// Local development: any CORS origin is echoed unless origins are configured
+    /// Local development: any CORS origin is echoed unless origins are configured, and
+    /// browsers get proxy errors as pages with a hint
     #[arg(long)]
     pub dev: bool,
 

@@ -32,6 +32,39 @@ async fn expect_error(proxy: &Proxy, path: &str, code: u16, status: &str) {
     assert_error_json(&body, code, status);
 }
 
+/// `--dev`'s friendlier errors: a browser gets a page naming the app's URL and the usual fix;
+/// the status is the same, and JSON clients (and everyone without `--dev`) keep the JSON.
+#[actix_web::test]
+async fn with_dev_a_browser_gets_an_error_page_that_names_the_app() {
+    let browser_get = |proxy: &Proxy| {
+        client()
+            .get(proxy.url("/page"))
+            .insert_header(("accept", "text/html,application/xhtml+xml,*/*;q=0.8"))
+            .send()
+    };
+    let dev = Proxy::to("http://127.0.0.1:1").flag("--dev").start();
+    let mut res = browser_get(&dev).await.unwrap();
+    let page = String::from_utf8(read_body(&mut res).await).unwrap();
+    assert_eq!(res.status(), 502, "{page}");
+    assert_eq!(
+        header_one(res.headers(), "content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.contains("<title>502 Bad Gateway</title>"), "{page}");
+    assert!(
+        page.contains("Is your application running at http://127.0.0.1:1?"),
+        "{page}"
+    );
+    // Not a browser: JSON as always.
+    expect_error(&dev, "/page", 502, "Bad Gateway").await;
+
+    let plain = Proxy::to("http://127.0.0.1:1").start();
+    let mut res = browser_get(&plain).await.unwrap();
+    let body = read_body(&mut res).await;
+    assert_eq!(res.status(), 502);
+    assert_error_json(&body, 502, "Bad Gateway");
+}
+
 #[actix_web::test]
 async fn ory_down_is_a_502_on_ory_routes_while_the_app_still_works() {
     let app = FakeApp::start();

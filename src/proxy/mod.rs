@@ -6,12 +6,14 @@
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
-//! - the request handler tying them together: [`forward`]; its errors: [`error`]
+//! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
+//!   for browsers with `--dev`: [`error_page`]
 
 pub mod body_rewrite;
 pub mod cookie_rewrite;
 pub mod cors;
 pub mod error;
+pub mod error_page;
 pub mod forward;
 pub mod hop_by_hop;
 pub mod location_rewrite;

@@ -9,17 +9,19 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
-use crate::config::{ConfigError, LiveSettings, Loader, Settings};
+use crate::config::{ConfigError, Fixed, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
 use crate::proxy::upstream_client::{self, TlsSetupError};
-use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
+use crate::proxy::{
+    cors, error_page, forward, OutboundConstants, ProxyError, ProxyState, Upstreams,
+};
 use crate::sessions::SessionCache;
 
 /// Response write buffer per client connection, see `Proxy::start`.
@@ -73,18 +75,51 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(forward::forward));
 }
 
-/// The layer in front of every route: the access line around the CORS layer. One `from_fn`
-/// layer rather than two, as each costs two boxed futures per request.
+/// The layer in front of every route: the access line around the CORS layer, and `--dev`'s
+/// error pages. One `from_fn` layer rather than several, as each costs two boxed futures per
+/// request.
 async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
     let line = access_log::Line::start(&req);
+    let dev = req
+        .app_data::<web::Data<ProxyState>>()
+        .filter(|s| s.fixed.dev)
+        .map(|s| s.fixed.clone());
     let res = cors::preflight_layer(req, next).await;
     if let Some(line) = line {
         line.finish(&res);
     }
-    res
+    let res = res?;
+    Ok(match dev {
+        Some(fixed) => dev_error_page(res, &fixed),
+        None => res.map_into_left_body(),
+    })
+}
+
+/// With `--dev`, a proxy error answered to a browser becomes a page (see [`error_page`]); the
+/// status and the other headers (CORS among them) stay.
+fn dev_error_page<B>(
+    res: ServiceResponse<B>,
+    fixed: &Fixed,
+) -> ServiceResponse<EitherBody<B, String>> {
+    let page = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ProxyError>())
+        .filter(|_| error_page::wants_html(res.request().headers()))
+        .map(|e| error_page::render(e, res.status(), fixed));
+    match page {
+        None => res.map_into_left_body(),
+        Some(page) => res.map_body(|head, _| {
+            head.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            EitherBody::right(page)
+        }),
+    }
 }
 
 /// Listens on every interface, IPv6 and IPv4 alike (a dual-stack `[::]` socket), so that
