@@ -126,22 +126,22 @@ pub async fn forward(
         && req.method() == Method::DELETE
         && route::path_of(routed.path_and_query) == API_LOGOUT_PATH;
     let timeout = state.fixed.response_timeout;
-    let (mut res, logged_out_token) = if api_logout {
-        match request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await? {
-            Ok(body) => {
-                let token = session_token_of(&body);
-                let res = request_body::send_buffered(out, body, routed.upstream, timeout).await?;
-                (res, token)
-            }
-            Err(payload) => {
-                let res = request_body::send(out, req.headers(), payload, routed.upstream, timeout)
-                    .await?;
-                (res, None)
-            }
-        }
+    let read = if api_logout {
+        request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await?
     } else {
-        let res = request_body::send(out, req.headers(), payload, routed.upstream, timeout).await?;
-        (res, None)
+        Err(payload)
+    };
+    let (mut res, logged_out_token) = match read {
+        Ok(body) => {
+            let token = session_token_of(&body);
+            let res = request_body::send_buffered(out, body, routed.upstream, timeout).await?;
+            (res, token)
+        }
+        Err(payload) => {
+            let res =
+                request_body::send(out, req.headers(), payload, routed.upstream, timeout).await?;
+            (res, None)
+        }
     };
     if let (Some(sessions), Upstream::Ory) = (&state.sessions, routed.upstream) {
         sessions

@@ -16,7 +16,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
-use crate::config::{ConfigError, Fixed, LiveSettings, Loader, Settings};
+use crate::config::{ConfigError, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
 use crate::proxy::upstream_client::{self, TlsSetupError};
 use crate::proxy::{
@@ -83,33 +83,26 @@ async fn edge(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
     let line = access_log::Line::start(&req);
-    let dev = req
-        .app_data::<web::Data<ProxyState>>()
-        .filter(|s| s.fixed.dev)
-        .map(|s| s.fixed.clone());
     let res = cors::preflight_layer(req, next).await;
     if let Some(line) = line {
         line.finish(&res);
     }
-    let res = res?;
-    Ok(match dev {
-        Some(fixed) => dev_error_page(res, &fixed),
-        None => res.map_into_left_body(),
-    })
+    Ok(dev_error_page(res?))
 }
 
 /// With `--dev`, a proxy error answered to a browser becomes a page (see [`error_page`]); the
-/// status and the other headers (CORS among them) stay.
-fn dev_error_page<B>(
-    res: ServiceResponse<B>,
-    fixed: &Fixed,
-) -> ServiceResponse<EitherBody<B, String>> {
+/// status and the other headers (CORS among them) stay. Answers without an error pass as they
+/// are, without a look at the settings.
+fn dev_error_page<B>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B, String>> {
     let page = res
         .response()
         .error()
         .and_then(|e| e.as_error::<ProxyError>())
-        .filter(|_| error_page::wants_html(res.request().headers()))
-        .map(|e| error_page::render(e, res.status(), fixed));
+        .and_then(|e| {
+            let state = res.request().app_data::<web::Data<ProxyState>>()?;
+            (state.fixed.dev && error_page::wants_html(res.request().headers()))
+                .then(|| error_page::render(e, res.status(), &state.fixed))
+        });
     match page {
         None => res.map_into_left_body(),
         Some(page) => res.map_body(|head, _| {
