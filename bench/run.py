@@ -155,7 +155,7 @@ def port_busy(port):
 
 
 def main():
-    busy = [p for p in (3100, 3200, 3300, 3301, 3390) if port_busy(p)]
+    busy = [p for p in (3100, 3200, 3300, 3301, 3310, 3390) if port_busy(p)]
     if busy:
         sys.exit(f"ports already in use: {busy} (a previous run still alive?)")
     tmp = tempfile.mkdtemp(prefix="ory-proxy-bench-")
@@ -192,17 +192,23 @@ http {{
     wait_port(3200, proc=nginx)
     nginx_pids = [nginx.pid] + [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
 
+    # The stack's floor: actix-web + awc forwarding and nothing else (examples/bench_floor.rs).
+    floor = spawn([os.path.join(REL, "examples", "bench_floor"), "127.0.0.1:3310", "http://127.0.0.1:3100"],
+                  stderr=subprocess.DEVNULL)
+    wait_port(3310, proc=floor)
     proxy = start_proxy(3300, ory0)
     proxy2 = start_proxy(3301, ory2)
 
     scenarios = [
         ("direct", "http://127.0.0.1:3100/", [], [app.pid], None, CONC),
         ("nginx", "http://127.0.0.1:3200/", [], nginx_pids, None, CONC),
+        ("floor: actix-web + awc", "http://127.0.0.1:3310/", [], [floor.pid], None, CONC),
         ("ory-proxy anonymous", "http://127.0.0.1:3300/", [], [proxy.pid], None, CONC),
         ("ory-proxy session (cache hit)", "http://127.0.0.1:3300/", [f"Cookie: {cookie0}"], [proxy.pid], stats0, CONC),
         ("ory-proxy session, Ory 2 ms away", "http://127.0.0.1:3301/", [f"Cookie: {cookie2}"], [proxy2.pid], stats2, CONC),
         ("direct /big", "http://127.0.0.1:3100/big", [], [app.pid], None, BIG_CONC),
         ("nginx /big", "http://127.0.0.1:3200/big", [], nginx_pids, None, BIG_CONC),
+        ("floor /big", "http://127.0.0.1:3310/big", [], [floor.pid], None, BIG_CONC),
         ("ory-proxy /big", "http://127.0.0.1:3300/big", [], [proxy.pid], None, BIG_CONC),
     ]
     results = {s[0]: [] for s in scenarios}
@@ -222,7 +228,7 @@ http {{
                   f"cpu {res['cpu_us']:.1f} us/req errors {res['non2xx']} {res['sockerr']}", flush=True)
 
     # Fixed-rate latency: the same servers at an equal offered load below saturation.
-    lat_names = ["direct", "nginx", "ory-proxy anonymous", "ory-proxy session (cache hit)"]
+    lat_names = ["direct", "nginx", "floor: actix-web + awc", "ory-proxy anonymous", "ory-proxy session (cache hit)"]
     lat_scenarios = [s for s in scenarios if s[0] in lat_names]
     lat = {name: [] for name, *_ in lat_scenarios}
     for r in range(ROUNDS):
@@ -235,6 +241,7 @@ http {{
                   f"(client lag p99 {res['client_lag_p99']:.3f} ms)", flush=True)
 
     rss_kib = hwm_kib(proxy.pid)
+    floor_rss_kib = hwm_kib(floor.pid)
     nginx_rss_kib = sum(hwm_kib(p) for p in nginx_pids)
     startup = statistics.median(first_200_ms(ory0) for _ in range(5))
 
@@ -255,7 +262,7 @@ http {{
     failed = sum(r["non2xx"] for v in results.values() for r in v)
     lines.append("")
     lines.append(f"peak RSS (VmHWM) after all runs incl. /big at c={BIG_CONC}: ory-proxy {rss_kib / 1024:.1f} MiB, "
-                 f"nginx master+worker {nginx_rss_kib / 1024:.1f} MiB")
+                 f"nginx master+worker {nginx_rss_kib / 1024:.1f} MiB, floor {floor_rss_kib / 1024:.1f} MiB")
     lines.append(f"exec → first 200 (JWT on), median of 5: {startup:.1f} ms")
     lines.append(f"non-2xx responses over all runs: {failed}")
     lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")

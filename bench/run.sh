@@ -18,5 +18,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release --locked --bin ory-proxy --example bench_app --example bench_ory --example bench_latency
+cargo build --release --locked --bin ory-proxy --example bench_app --example bench_ory --example bench_latency --example bench_floor
 exec python3 bench/run.py "$@"
