@@ -64,7 +64,12 @@ fn bench(c: &mut Criterion) {
     let system = actix_rt::System::new();
     let (cache, client, ring_source) = system.block_on(async {
         let keys = KeyHandle::start(None, || Duration::from_secs(3600)).expect("keys");
-        let cache = SessionCache::start(LiveSettings::new(live.clone()), keys.clone(), ory.url());
+        let cache = SessionCache::start(
+            LiveSettings::new(live.clone()),
+            keys.clone(),
+            ory.url(),
+            Default::default(),
+        );
         let client = awc::Client::default();
         // The one whoami; afterwards every call is a hit with a reusable token.
         for _ in 0..2 {

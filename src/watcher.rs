@@ -34,6 +34,7 @@ use crate::config::settings::{self, JwtLive, SessionLive};
 use crate::config::{
     ConfigError, CorsPolicy, Fixed, Live, LiveSettings, Loader, Origin, WatchMode,
 };
+use crate::metrics::{self, Metrics};
 
 /// Quiet time before a burst of filesystem events becomes one reload. Editors write in a few
 /// steps within milliseconds; 150 ms merges them and still applies an edit well within 2 s.
@@ -100,6 +101,7 @@ impl WatcherHandle {
         loader: Loader,
         fixed: Arc<Fixed>,
         live: LiveSettings,
+        metrics: Arc<Metrics>,
     ) -> Result<WatcherHandle, WatchError> {
         let path = loader.path().ok_or(WatchError::NoConfigFile)?.to_path_buf();
         let file_name = path
@@ -130,6 +132,7 @@ impl WatcherHandle {
             version: version_tx,
             fs,
             _fs_tx: fs_tx,
+            metrics,
         };
         // The baseline read happens here, synchronously: in the task it could come after an
         // early edit and pass that edit off as the start state (and with `watch = "off"`
@@ -321,6 +324,7 @@ struct Actor {
     fs: FsWatch,
     /// Keeps the event channel open when there is no filesystem watch.
     _fs_tx: mpsc::Sender<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl Actor {
@@ -374,6 +378,7 @@ impl Actor {
                 // Once per distinct error: polling would repeat it twice a second.
                 if self.unreadable.as_deref() != Some(e.as_str()) {
                     log::error!("cannot read {path}: {e}; keeping the running settings");
+                    self.metrics.reload(metrics::ReloadOutcome::Rejected);
                     self.unreadable = Some(e.clone());
                 }
                 return ReloadOutcome::Unreadable(e);
@@ -462,6 +467,13 @@ impl Actor {
             crate::config::apply_log_level(new_level);
             self.version.send_modify(|v| *v += 1);
         }
+        if trigger != Trigger::Start {
+            self.metrics.reload(if applied.is_empty() {
+                metrics::ReloadOutcome::Unchanged
+            } else {
+                metrics::ReloadOutcome::Applied
+            });
+        }
         ReloadOutcome::Loaded {
             applied,
             needs_restart,
@@ -479,6 +491,7 @@ impl Actor {
             log::error!("{path}: {line}; keeping the running settings");
         }
         self.broken = true;
+        self.metrics.reload(metrics::ReloadOutcome::Rejected);
         ReloadOutcome::Invalid(line)
     }
 
@@ -494,6 +507,7 @@ impl Actor {
         }
         self.settle_at = None;
         self.missing = true;
+        self.metrics.reload(metrics::ReloadOutcome::Rejected);
         log::warn!(
             "{} is gone; keeping the running settings until it is back",
             self.path.display()
@@ -836,7 +850,7 @@ mod tests {
         let l = loader(&path, &[]);
         let s = l.load().unwrap().settings;
         let live = LiveSettings::new(s.live.clone());
-        let h = WatcherHandle::spawn(l, s.fixed.clone(), live.clone()).unwrap();
+        let h = WatcherHandle::spawn(l, s.fixed.clone(), live.clone(), Default::default()).unwrap();
         let mut version = h.version();
         // Baseline first, so that the edit below can only arrive as a filesystem event.
         h.reload_now().await.unwrap();
@@ -859,7 +873,7 @@ mod tests {
         let l = loader(&path, &["--cookie-domain", "pinned.example"]);
         let s = l.load().unwrap().settings;
         let live = LiveSettings::new(s.live.clone());
-        let h = WatcherHandle::spawn(l, s.fixed.clone(), live.clone()).unwrap();
+        let h = WatcherHandle::spawn(l, s.fixed.clone(), live.clone(), Default::default()).unwrap();
         let mut version = h.version();
         // The actor's first read is its baseline; let it happen before the first edit.
         let out = h.reload_now().await.unwrap();

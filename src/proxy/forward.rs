@@ -12,6 +12,7 @@ use super::request_headers::{
 };
 use super::response_headers::{copy_response_headers, ResponseContext};
 use super::{request_body, route, websocket, AccessTag, ProxyState, Upstreams};
+use crate::metrics::AuthOutcome;
 use crate::sessions::Auth;
 
 /// The upstream URL for a routed request.
@@ -80,7 +81,14 @@ pub async fn forward(
     // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.
     let auth = match (&state.sessions, routed.upstream) {
         (Some(sessions), Upstream::App) => {
-            Some(sessions.authorize(req.headers(), &live, &clients.ory).await)
+            let auth = sessions.authorize(req.headers(), &live, &clients.ory).await;
+            state.metrics.auth(match auth {
+                Auth::Jwt(_) => AuthOutcome::Jwt,
+                Auth::Anonymous => AuthOutcome::Anonymous,
+                Auth::NoCredentials => AuthOutcome::NoCredentials,
+                Auth::Unavailable => AuthOutcome::OryUnavailable,
+            });
+            Some(auth)
         }
         _ => None,
     };

@@ -27,6 +27,7 @@ pub mod websocket;
 use std::sync::Arc;
 
 use crate::config::{Fixed, LiveSettings};
+use crate::metrics::Metrics;
 use crate::sessions::SessionCache;
 pub use error::{ProxyError, Upstream};
 pub use request_headers::OutboundConstants;
@@ -38,6 +39,7 @@ pub struct ProxyState {
     pub constants: OutboundConstants,
     /// The session → JWT cache; `None` with `--no-jwt`.
     pub sessions: Option<SessionCache>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The awc clients of one worker.

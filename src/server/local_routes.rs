@@ -1,8 +1,21 @@
-//! Routes the proxy answers itself (SPEC §4): the JWKS and health.
+//! Routes the proxy answers itself (SPEC §4): the JWKS, health and metrics.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
 use crate::proxy::{AccessTag, ProxyState};
+
+pub const JWKS: &str = "/.ory/jwks.json";
+pub const JWKS_PROXY: &str = "/.ory/proxy/jwks.json";
+pub const HEALTH_ALIVE: &str = "/.ory/proxy/health/alive";
+pub const HEALTH_READY: &str = "/.ory/proxy/health/ready";
+/// Prometheus text format. Under `/.ory/proxy/`, which the proxy keeps for itself, like health.
+pub const METRICS: &str = "/.ory/proxy/metrics";
+
+/// Whether the proxy answers `path` itself (whatever the method).
+pub fn is_local(path: &str) -> bool {
+    path.starts_with("/.ory/")
+        && [JWKS, JWKS_PROXY, HEALTH_ALIVE, HEALTH_READY, METRICS].contains(&path)
+}
 
 /// The public JWKS; 404 with `--no-jwt` (there is nothing to verify).
 pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
@@ -37,4 +50,20 @@ pub async fn health(req: HttpRequest) -> HttpResponse {
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(r#"{"status":"ok"}"#)
+}
+
+/// The proxy's counters (see [`crate::metrics`]). Not cached: every scrape is fresh.
+pub async fn metrics(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
+    AccessTag {
+        upstream: "proxy",
+        auth: "off",
+    }
+    .record(&req);
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render())
 }

@@ -7,7 +7,8 @@ pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -18,9 +19,11 @@ use actix_web::{guard, web, App, HttpServer};
 use crate::cli::Cli;
 use crate::config::{ConfigError, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
+use crate::metrics::{Answerer, Metrics};
 use crate::proxy::upstream_client::{self, TlsSetupError};
 use crate::proxy::{
-    cors, error_page, forward, OutboundConstants, ProxyError, ProxyState, Upstreams,
+    cors, error_page, forward, route, OutboundConstants, ProxyError, ProxyState, Upstream,
+    Upstreams,
 };
 use crate::sessions::SessionCache;
 
@@ -64,15 +67,24 @@ impl StartError {
 /// One static resource per path: a pattern list would compile to a regex set that every
 /// request is matched against.
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/.ory/jwks.json").to(local_routes::jwks))
-        .service(web::resource("/.ory/proxy/jwks.json").to(local_routes::jwks))
-        .service(
-            web::resource("/.ory/proxy/health/alive").route(web::get().to(local_routes::health)),
-        )
-        .service(
-            web::resource("/.ory/proxy/health/ready").route(web::get().to(local_routes::health)),
-        )
+    use local_routes::{HEALTH_ALIVE, HEALTH_READY, JWKS, JWKS_PROXY, METRICS};
+    cfg.service(web::resource(JWKS).to(local_routes::jwks))
+        .service(web::resource(JWKS_PROXY).to(local_routes::jwks))
+        .service(web::resource(HEALTH_ALIVE).route(web::get().to(local_routes::health)))
+        .service(web::resource(HEALTH_READY).route(web::get().to(local_routes::health)))
+        .service(web::resource(METRICS).route(web::get().to(local_routes::metrics)))
         .default_service(web::to(forward::forward));
+}
+
+/// Who will answer `req`, for the metrics: known before the request is handed on.
+fn answerer(req: &ServiceRequest) -> Answerer {
+    if cors::is_preflight(req) || local_routes::is_local(req.path()) {
+        return Answerer::Proxy;
+    }
+    match route::route(req.path()).upstream {
+        Upstream::App => Answerer::App,
+        Upstream::Ory => Answerer::Ory,
+    }
 }
 
 /// The layer in front of every route: the access line around the CORS layer, and `--dev`'s
@@ -82,8 +94,19 @@ async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
+    let started = Instant::now();
+    let counted = req
+        .app_data::<web::Data<ProxyState>>()
+        .map(|s| (s.metrics.clone(), answerer(&req)));
     let line = access_log::Line::start(&req);
     let res = cors::preflight_layer(req, next).await;
+    if let Some((metrics, by)) = counted {
+        let status = match &res {
+            Ok(r) => r.status(),
+            Err(e) => e.as_response_error().status_code(),
+        };
+        metrics.request(by, status.as_u16(), started.elapsed());
+    }
     if let Some(line) = line {
         line.finish(&res);
     }
@@ -167,6 +190,7 @@ impl Proxy {
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
+        let metrics = Arc::new(Metrics::default());
         let sessions = if fixed.no_jwt {
             None
         } else {
@@ -174,13 +198,19 @@ impl Proxy {
             let keys = KeyHandle::start(fixed.keys_file.as_deref(), move || {
                 ttl_source.snapshot().jwt.ttl
             })?;
-            Some(SessionCache::start(live.clone(), keys, &fixed.ory_base))
+            Some(SessionCache::start(
+                live.clone(),
+                keys,
+                &fixed.ory_base,
+                metrics.clone(),
+            ))
         };
         let state = web::Data::new(ProxyState {
             constants: OutboundConstants::new(&fixed)?,
             fixed: fixed.clone(),
             live: live.clone(),
             sessions,
+            metrics,
         });
         let connect_timeout = fixed.connect_timeout;
 
@@ -240,6 +270,11 @@ impl Proxy {
             .sessions
             .as_ref()
             .map(|s| s.keys().ring().signing.kid.clone())
+    }
+
+    /// The counters served at `/.ory/proxy/metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
     }
 
     /// The session cache (and through it the key actor), `None` with `--no-jwt`.
@@ -363,6 +398,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
             proxy.loader().clone(),
             proxy.settings.fixed.clone(),
             proxy.live.clone(),
+            proxy.metrics(),
         ) {
             Ok(h) => Some(h),
             Err(crate::watcher::WatchError::NoConfigFile) => None,

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Live, LiveSettings};
 use crate::keys::KeyHandle;
+use crate::metrics::{Metrics, WhoamiOutcome};
 use credentials::CredentialKey;
 use mint::Minted;
 use revocations::Revocations;
@@ -98,6 +99,7 @@ struct Inner {
     epoch: Instant,
     revocations: Arc<Revocations>,
     tx: mpsc::Sender<Cmd>,
+    metrics: Arc<Metrics>,
 }
 
 /// While Ory is failing, how often a cache miss may try it again.
@@ -144,8 +146,14 @@ fn build_cache(live: &LiveSettings, capacity: u64, revocations: &Arc<Revocations
 }
 
 impl SessionCache {
-    /// Builds the cache and spawns the actor on the current runtime.
-    pub fn start(live: LiveSettings, keys: KeyHandle, ory_base: &str) -> SessionCache {
+    /// Builds the cache and spawns the actor on the current runtime. Whoami calls and mints
+    /// are counted in `metrics`.
+    pub fn start(
+        live: LiveSettings,
+        keys: KeyHandle,
+        ory_base: &str,
+        metrics: Arc<Metrics>,
+    ) -> SessionCache {
         let capacity = live.snapshot().session.cache_max_entries;
         let (tx, mut rx) = mpsc::channel(4);
         let revocations = Arc::new(Revocations::default());
@@ -159,6 +167,7 @@ impl SessionCache {
             epoch: Instant::now(),
             revocations,
             tx,
+            metrics,
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -257,6 +266,7 @@ impl SessionCache {
         }
         match mint::mint(session, &self.0.keys.ring(), live) {
             Ok(m) => {
+                self.0.metrics.minted();
                 let h = m.header.clone();
                 token.store(Some(Arc::new(m)));
                 Auth::Jwt(h)
@@ -283,7 +293,13 @@ impl SessionCache {
             .try_get_with(creds.key, async {
                 let revocations_seen = AtomicU64::new(self.0.revocations.generation());
                 let looked_up = Instant::now();
-                let w = whoami::call(ory, &self.0.whoami_url, creds).await?;
+                let w = whoami::call(ory, &self.0.whoami_url, creds).await;
+                self.0.metrics.whoami(match &w {
+                    Ok(Whoami::Active(_)) => WhoamiOutcome::Active,
+                    Ok(Whoami::Anonymous) => WhoamiOutcome::Inactive,
+                    Err(_) => WhoamiOutcome::Failed,
+                });
+                let w = w?;
                 // Only an answer from Ory ends an outage: a cache hit says nothing about it.
                 if self.0.degraded.swap(false, Ordering::Relaxed) {
                     log::info!("Ory answers whoami again; sessions are recognised");

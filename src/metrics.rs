@@ -1,0 +1,403 @@
+//! The proxy's counters about itself and their Prometheus text rendering, served at
+//! `/.ory/proxy/metrics` (SPEC §1 "health and metrics").
+//!
+//! A leaf module: the components that count (the request edge, the session actor, the watcher)
+//! hold an `Arc<Metrics>` and map their own outcomes onto the small enums here, so nothing in
+//! this module knows about them. Counters are plain atomics updated with relaxed ordering: a
+//! scrape may see one counter a request ahead of another, never a torn or lost update.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Who produced an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answerer {
+    App,
+    Ory,
+    /// The proxy itself: JWKS, health, metrics, CORS preflights.
+    Proxy,
+}
+
+impl Answerer {
+    const ALL: [Answerer; 3] = [Answerer::App, Answerer::Ory, Answerer::Proxy];
+
+    fn label(self) -> &'static str {
+        match self {
+            Answerer::App => "app",
+            Answerer::Ory => "ory",
+            Answerer::Proxy => "proxy",
+        }
+    }
+}
+
+/// What an app-bound request carried to the app (with JWT on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// A JWT of an active session.
+    Jwt,
+    /// Credentials without an active session.
+    Anonymous,
+    /// No credentials: no lookup was made.
+    NoCredentials,
+    /// Ory could not answer; the request went on anonymous.
+    OryUnavailable,
+}
+
+impl AuthOutcome {
+    const ALL: [AuthOutcome; 4] = [
+        AuthOutcome::Jwt,
+        AuthOutcome::Anonymous,
+        AuthOutcome::NoCredentials,
+        AuthOutcome::OryUnavailable,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            AuthOutcome::Jwt => "jwt",
+            AuthOutcome::Anonymous => "anonymous",
+            AuthOutcome::NoCredentials => "none",
+            AuthOutcome::OryUnavailable => "ory-unavailable",
+        }
+    }
+}
+
+/// How one whoami call to Ory ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhoamiOutcome {
+    Active,
+    Inactive,
+    Failed,
+}
+
+impl WhoamiOutcome {
+    const ALL: [WhoamiOutcome; 3] = [
+        WhoamiOutcome::Active,
+        WhoamiOutcome::Inactive,
+        WhoamiOutcome::Failed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            WhoamiOutcome::Active => "active",
+            WhoamiOutcome::Inactive => "inactive",
+            WhoamiOutcome::Failed => "error",
+        }
+    }
+}
+
+/// How one reading of `proxy.toml` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// Valid, and live settings changed.
+    Applied,
+    /// Valid, but no live setting changed.
+    Unchanged,
+    /// Invalid, missing or unreadable: the running settings stayed.
+    Rejected,
+}
+
+impl ReloadOutcome {
+    const ALL: [ReloadOutcome; 3] = [
+        ReloadOutcome::Applied,
+        ReloadOutcome::Unchanged,
+        ReloadOutcome::Rejected,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied => "applied",
+            ReloadOutcome::Unchanged => "unchanged",
+            ReloadOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Upper bounds of the latency histogram, in seconds: from a cache hit on loopback to a
+/// request that waited on a slow upstream.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    /// Non-cumulative counts per bucket, the last one for `+Inf`; summed when rendered.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS.partition_point(|&b| b < secs);
+        self.counts[i].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+}
+
+/// Everything the proxy counts. One per proxy (tests run several in one process).
+pub struct Metrics {
+    started: SystemTime,
+    /// Per answerer, per status class (1xx … 5xx).
+    requests: [[AtomicU64; 5]; 3],
+    /// Per answerer: time until the answer's head was ready (bodies stream after it).
+    head_time: [Histogram; 3],
+    auth: [AtomicU64; 4],
+    whoami: [AtomicU64; 3],
+    minted: AtomicU64,
+    reloads: [AtomicU64; 3],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: SystemTime::now(),
+            requests: Default::default(),
+            head_time: Default::default(),
+            auth: Default::default(),
+            whoami: Default::default(),
+            minted: AtomicU64::new(0),
+            reloads: Default::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// One answered request: who answered, its status, and how long its head took.
+    pub fn request(&self, by: Answerer, status: u16, head_after: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[by as usize][class].fetch_add(1, Relaxed);
+        self.head_time[by as usize].observe(head_after);
+    }
+
+    pub fn auth(&self, outcome: AuthOutcome) {
+        self.auth[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn whoami(&self, outcome: WhoamiOutcome) {
+        self.whoami[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn minted(&self) {
+        self.minted.fetch_add(1, Relaxed);
+    }
+
+    pub fn reload(&self, outcome: ReloadOutcome) {
+        self.reloads[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The Prometheus text exposition format, version 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "# HELP ory_proxy_build_info The running version.")?;
+        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
+        writeln!(
+            out,
+            "ory_proxy_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )?;
+        let started = self
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        writeln!(
+            out,
+            "# HELP ory_proxy_start_time_seconds When the proxy started, in Unix seconds."
+        )?;
+        writeln!(out, "# TYPE ory_proxy_start_time_seconds gauge")?;
+        writeln!(out, "ory_proxy_start_time_seconds {started:.3}")?;
+
+        writeln!(out, "# HELP ory_proxy_requests_total Requests answered, by who answered (app, ory, proxy) and status class.")?;
+        writeln!(out, "# TYPE ory_proxy_requests_total counter")?;
+        for by in Answerer::ALL {
+            for (i, n) in self.requests[by as usize].iter().enumerate() {
+                writeln!(
+                    out,
+                    "ory_proxy_requests_total{{upstream=\"{}\",code=\"{}xx\"}} {}",
+                    by.label(),
+                    i + 1,
+                    n.load(Relaxed)
+                )?;
+            }
+        }
+
+        writeln!(out, "# HELP ory_proxy_response_head_seconds Time from a request's arrival until its answer's head was ready; bodies stream after it.")?;
+        writeln!(out, "# TYPE ory_proxy_response_head_seconds histogram")?;
+        for by in Answerer::ALL {
+            let h = &self.head_time[by as usize];
+            let mut cumulative = 0;
+            for (i, n) in h.counts.iter().enumerate() {
+                cumulative += n.load(Relaxed);
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                writeln!(
+                    out,
+                    "ory_proxy_response_head_seconds_bucket{{upstream=\"{}\",le=\"{le}\"}} {cumulative}",
+                    by.label()
+                )?;
+            }
+            let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
+            writeln!(
+                out,
+                "ory_proxy_response_head_seconds_sum{{upstream=\"{}\"}} {sum}",
+                by.label()
+            )?;
+            writeln!(
+                out,
+                "ory_proxy_response_head_seconds_count{{upstream=\"{}\"}} {cumulative}",
+                by.label()
+            )?;
+        }
+
+        writeln!(out, "# HELP ory_proxy_app_auth_total App-bound requests by what they carried to the app (JWT on).")?;
+        writeln!(out, "# TYPE ory_proxy_app_auth_total counter")?;
+        for o in AuthOutcome::ALL {
+            writeln!(
+                out,
+                "ory_proxy_app_auth_total{{auth=\"{}\"}} {}",
+                o.label(),
+                self.auth[o as usize].load(Relaxed)
+            )?;
+        }
+
+        writeln!(
+            out,
+            "# HELP ory_proxy_whoami_total Session lookups sent to Ory (cache misses), by outcome."
+        )?;
+        writeln!(out, "# TYPE ory_proxy_whoami_total counter")?;
+        for o in WhoamiOutcome::ALL {
+            writeln!(
+                out,
+                "ory_proxy_whoami_total{{outcome=\"{}\"}} {}",
+                o.label(),
+                self.whoami[o as usize].load(Relaxed)
+            )?;
+        }
+
+        writeln!(out, "# HELP ory_proxy_jwt_minted_total JWTs signed (a cached token that is still fresh is reused, not counted).")?;
+        writeln!(out, "# TYPE ory_proxy_jwt_minted_total counter")?;
+        writeln!(
+            out,
+            "ory_proxy_jwt_minted_total {}",
+            self.minted.load(Relaxed)
+        )?;
+
+        writeln!(out, "# HELP ory_proxy_config_reloads_total Readings of proxy.toml after start-up, by outcome.")?;
+        writeln!(out, "# TYPE ory_proxy_config_reloads_total counter")?;
+        for o in ReloadOutcome::ALL {
+            writeln!(
+                out,
+                "ory_proxy_config_reloads_total{{result=\"{}\"}} {}",
+                o.label(),
+                self.reloads[o as usize].load(Relaxed)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_the_count() {
+        let m = Metrics::default();
+        m.request(Answerer::App, 200, Duration::from_micros(300));
+        m.request(Answerer::App, 204, Duration::from_millis(3));
+        m.request(Answerer::App, 502, Duration::from_secs(7));
+        m.request(Answerer::Ory, 101, Duration::from_millis(1));
+        let t = m.render();
+        let app = |le: &str| {
+            value(
+                &t,
+                &format!("ory_proxy_response_head_seconds_bucket{{upstream=\"app\",le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(app("0.0005"), 1.0);
+        assert_eq!(app("0.0025"), 1.0);
+        assert_eq!(app("0.005"), 2.0);
+        assert_eq!(app("5"), 2.0);
+        assert_eq!(app("+Inf"), 3.0);
+        assert_eq!(
+            value(
+                &t,
+                "ory_proxy_response_head_seconds_count{upstream=\"app\"}"
+            ),
+            3.0
+        );
+        let sum = value(&t, "ory_proxy_response_head_seconds_sum{upstream=\"app\"}");
+        assert!((sum - 7.0033).abs() < 1e-6, "{sum}");
+        // A bucket bound is inclusive (`le`): 1 ms lands in the 0.001 bucket.
+        assert_eq!(
+            value(
+                &t,
+                "ory_proxy_response_head_seconds_bucket{upstream=\"ory\",le=\"0.001\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                "ory_proxy_requests_total{upstream=\"app\",code=\"2xx\"}"
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                "ory_proxy_requests_total{upstream=\"app\",code=\"5xx\"}"
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                "ory_proxy_requests_total{upstream=\"ory\",code=\"1xx\"}"
+            ),
+            1.0
+        );
+    }
+
+    #[test]
+    fn every_series_has_help_and_type_and_one_value() {
+        let m = Metrics::default();
+        m.auth(AuthOutcome::Jwt);
+        m.whoami(WhoamiOutcome::Failed);
+        m.minted();
+        m.reload(ReloadOutcome::Rejected);
+        let t = m.render();
+        assert_eq!(value(&t, "ory_proxy_app_auth_total{auth=\"jwt\"}"), 1.0);
+        assert_eq!(value(&t, "ory_proxy_whoami_total{outcome=\"error\"}"), 1.0);
+        assert_eq!(value(&t, "ory_proxy_jwt_minted_total"), 1.0);
+        assert_eq!(
+            value(&t, "ory_proxy_config_reloads_total{result=\"rejected\"}"),
+            1.0
+        );
+        for line in t.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                t.contains(&format!("# TYPE {family} ")),
+                "no TYPE for {line}"
+            );
+            let v = line.rsplit(' ').next().unwrap_or("");
+            assert!(v.parse::<f64>().is_ok(), "not a number: {line}");
+        }
+    }
+}
