@@ -78,6 +78,10 @@ pub struct Cli {
     #[arg(long)]
     pub rewrite_host: bool,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
     /// proxy.toml [env: ORY_PROXY_CONFIG] [default: ./proxy.toml when it exists]
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -123,7 +123,8 @@ const BUCKETS: [f64; 12] = [
 struct Histogram {
     /// Non-cumulative counts per bucket, the last one for `+Inf`; summed when rendered.
     counts: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+    /// Microseconds: a u64 of them outlasts any deployment even at high rates.
+    sum_micros: AtomicU64,
 }
 
 impl Histogram {
@@ -131,8 +132,8 @@ impl Histogram {
         let secs = d.as_secs_f64();
         let i = BUCKETS.partition_point(|&b| b < secs);
         self.counts[i].fetch_add(1, Relaxed);
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.sum_nanos.fetch_add(nanos, Relaxed);
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Relaxed);
     }
 }
 
@@ -242,7 +243,7 @@ impl Metrics {
                     by.label()
                 )?;
             }
-            let sum = h.sum_nanos.load(Relaxed) as f64 / 1e9;
+            let sum = h.sum_micros.load(Relaxed) as f64 / 1e6;
             writeln!(
                 out,
                 "ory_proxy_response_head_seconds_sum{{upstream=\"{}\"}} {sum}",
@@ -372,7 +373,7 @@ mod tests {
     }
 
     #[test]
-    fn every_series_has_help_and_type_and_one_value() {
+    fn every_family_is_described_once_before_its_samples() {
         let m = Metrics::default();
         m.auth(AuthOutcome::Jwt);
         m.whoami(WhoamiOutcome::Failed);
@@ -386,18 +387,49 @@ mod tests {
             value(&t, "ory_proxy_config_reloads_total{result=\"rejected\"}"),
             1.0
         );
-        for line in t.lines().filter(|l| !l.starts_with('#')) {
-            let name = line.split(['{', ' ']).next().unwrap_or("");
-            let family = name
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_sum")
-                .trim_end_matches("_count");
-            assert!(
-                t.contains(&format!("# TYPE {family} ")),
-                "no TYPE for {line}"
-            );
-            let v = line.rsplit(' ').next().unwrap_or("");
-            assert!(v.parse::<f64>().is_ok(), "not a number: {line}");
+        // Each family: exactly one HELP and one TYPE, both before its first sample; no
+        // series twice; every value a number.
+        let mut seen_series = std::collections::HashSet::new();
+        let mut described: Vec<(String, usize, usize)> = Vec::new(); // family, HELPs, TYPEs
+        for line in t.lines() {
+            let mut words = line.split(' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("#"), Some(kind @ ("HELP" | "TYPE")), Some(family)) => {
+                    let entry = match described.iter_mut().find(|(f, ..)| f == family) {
+                        Some(e) => e,
+                        None => {
+                            described.push((family.to_string(), 0, 0));
+                            described.last_mut().unwrap()
+                        }
+                    };
+                    if kind == "HELP" {
+                        entry.1 += 1;
+                    } else {
+                        entry.2 += 1;
+                    }
+                }
+                _ => {
+                    let (series, v) = line.rsplit_once(' ').expect("series value");
+                    assert!(v.parse::<f64>().is_ok(), "not a number: {line}");
+                    assert!(seen_series.insert(series.to_string()), "twice: {series}");
+                    let name = series.split('{').next().unwrap_or("");
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| {
+                            let f = name.strip_suffix(s)?;
+                            described.iter().any(|(d, ..)| d == f).then_some(f)
+                        })
+                        .unwrap_or(name);
+                    let d = described.iter().find(|(f, ..)| f == family);
+                    assert_eq!(
+                        d.map(|(_, h, t)| (*h, *t)),
+                        Some((1, 1)),
+                        "{line}: its family {family} needs one HELP and one TYPE before it"
+                    );
+                }
+            }
         }
+        assert_eq!(described.len(), 8, "{described:?}");
+        assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }

@@ -378,7 +378,7 @@ impl Actor {
                 // Once per distinct error: polling would repeat it twice a second.
                 if self.unreadable.as_deref() != Some(e.as_str()) {
                     log::error!("cannot read {path}: {e}; keeping the running settings");
-                    self.metrics.reload(metrics::ReloadOutcome::Rejected);
+                    self.count(trigger, metrics::ReloadOutcome::Rejected);
                     self.unreadable = Some(e.clone());
                 }
                 return ReloadOutcome::Unreadable(e);
@@ -413,7 +413,7 @@ impl Actor {
 
         let loaded = match self.loader.load_text(Some(text.clone())) {
             Ok(l) => l,
-            Err(e) => return self.invalid(&e),
+            Err(e) => return self.invalid(&e, trigger),
         };
         let new_fixed = loaded.settings.fixed.clone();
         let needs_restart = fixed_changes(&self.running_fixed, &new_fixed);
@@ -422,7 +422,7 @@ impl Actor {
         } else {
             match settings::live_for(&loaded.layered, &self.running_fixed) {
                 Ok(l) => Arc::new(l),
-                Err(e) => return self.invalid(&e),
+                Err(e) => return self.invalid(&e, trigger),
             }
         };
 
@@ -467,13 +467,14 @@ impl Actor {
             crate::config::apply_log_level(new_level);
             self.version.send_modify(|v| *v += 1);
         }
-        if trigger != Trigger::Start {
-            self.metrics.reload(if applied.is_empty() {
+        self.count(
+            trigger,
+            if applied.is_empty() {
                 metrics::ReloadOutcome::Unchanged
             } else {
                 metrics::ReloadOutcome::Applied
-            });
-        }
+            },
+        );
         ReloadOutcome::Loaded {
             applied,
             needs_restart,
@@ -481,7 +482,14 @@ impl Actor {
         }
     }
 
-    fn invalid(&mut self, e: &ConfigError) -> ReloadOutcome {
+    /// Counts a reload for the metrics; start-up's baseline read is not one.
+    fn count(&self, trigger: Trigger, outcome: metrics::ReloadOutcome) {
+        if trigger != Trigger::Start {
+            self.metrics.reload(outcome);
+        }
+    }
+
+    fn invalid(&mut self, e: &ConfigError, trigger: Trigger) -> ReloadOutcome {
         let line = e.to_string();
         let path = self.path.display().to_string();
         // File errors already start with `file:line`; rule errors name no file.
@@ -491,7 +499,7 @@ impl Actor {
             log::error!("{path}: {line}; keeping the running settings");
         }
         self.broken = true;
-        self.metrics.reload(metrics::ReloadOutcome::Rejected);
+        self.count(trigger, metrics::ReloadOutcome::Rejected);
         ReloadOutcome::Invalid(line)
     }
 
@@ -507,7 +515,7 @@ impl Actor {
         }
         self.settle_at = None;
         self.missing = true;
-        self.metrics.reload(metrics::ReloadOutcome::Rejected);
+        self.count(trigger, metrics::ReloadOutcome::Rejected);
         log::warn!(
             "{} is gone; keeping the running settings until it is back",
             self.path.display()
@@ -588,6 +596,7 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
         ca_file,
         keys_file,
         watch,
+        metrics_listen,
         connect_timeout,
         response_timeout,
         // From the environment only, which a reload does not read again.
@@ -622,6 +631,7 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
     check(*ca_file != b.ca_file, "ca_file");
     check(*keys_file != b.keys_file, "jwt.keys_file");
     check(*watch != b.watch, "watch");
+    check(*metrics_listen != b.metrics_listen, "metrics_listen");
     check(
         *connect_timeout != b.connect_timeout,
         "upstream.connect_timeout",

@@ -208,3 +208,37 @@ fn check_config_exits_1_when_invalid() {
     );
     assert_one_line(&out, 1, &["proxy.toml:2", "jwt.ttl"]);
 }
+
+#[test]
+fn a_metrics_address_without_a_port_is_an_error_naming_the_flag() {
+    let out = run_cli(
+        &["--sdk-url", ORY, "--metrics-listen", "localhost", APP],
+        &[],
+        &[],
+    );
+    assert_one_line(
+        &out,
+        2,
+        &["--metrics-listen", "\"localhost\"", "127.0.0.1:9464"],
+    );
+}
+
+#[test]
+fn a_metrics_address_in_use_is_a_runtime_failure_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run_cli(
+        &[
+            "--sdk-url",
+            ORY,
+            "--port",
+            "0",
+            "--metrics-listen",
+            &addr,
+            APP,
+        ],
+        &[],
+        &[],
+    );
+    assert_one_line(&out, 1, &["metrics", &addr]);
+}

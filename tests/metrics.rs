@@ -1,10 +1,12 @@
-//! `/.ory/proxy/metrics` (SPEC §1 "health and metrics"), end to end: the real binary, the Ory
-//! emulator and the fake app. Each test does known things through the proxy, then scrapes it
-//! as Prometheus would and checks the counters say exactly that.
+//! Metrics (SPEC §1 "health and metrics"), end to end: the real binary with
+//! `--metrics-listen 127.0.0.1:0`, the Ory emulator and the fake app. Each test does known
+//! things through the proxy, then scrapes the metrics listener as Prometheus would and checks
+//! the counters say exactly that.
 
 mod common;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{get, get_with, raw_get, within, FakeApp, Proxy, NO_ORY};
@@ -13,10 +15,23 @@ use ory_proxy::emulator::{Emulator, EmulatorConfig};
 /// Generous bound for anything the tests poll for.
 const POLL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The metrics listener's address, from the banner.
+fn metrics_addr(proxy: &Proxy) -> SocketAddr {
+    let line = proxy
+        .wait_line(POLL_DEADLINE, |l| l.starts_with(BANNER_METRICS))
+        .unwrap_or_else(|| panic!("no metrics line in the banner:\n{}", proxy.logs()));
+    line[BANNER_METRICS.len()..]
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap_or_else(|_| panic!("not an address: {line:?}"))
+}
+
+const BANNER_METRICS: &str = "  metrics      http://";
+
 /// One scrape: series (name with labels, as written) → value. Panics on a line that is not
 /// a comment, a blank or `series value`, so a malformed exposition fails the test.
 async fn scrape(proxy: &Proxy) -> HashMap<String, f64> {
-    let answer = get(&proxy.url("/.ory/proxy/metrics")).await;
+    let answer = get(&format!("http://{}/metrics", metrics_addr(proxy))).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let content_type = common::header_one(&answer.headers, "content-type").unwrap_or_default();
     assert!(
@@ -56,10 +71,13 @@ fn at(series: &HashMap<String, f64>, name: &str) -> f64 {
 async fn counts_requests_by_who_answered_and_sessions_by_outcome() {
     let ory = Emulator::start(EmulatorConfig::default()).expect("start the Ory emulator");
     let app = FakeApp::start();
-    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let proxy = Proxy::to(&app.url())
+        .ory(ory.url())
+        .flags(&["--metrics-listen", "127.0.0.1:0"])
+        .start();
     let session = ory.create_session("metrics@example.org");
 
-    // A fresh proxy has counted nothing yet (the scrape itself is counted once it is answered).
+    // A fresh proxy has counted nothing yet; scrapes are not requests through the proxy.
     let before = scrape(&proxy).await;
     assert_eq!(
         at(
@@ -82,8 +100,13 @@ async fn counts_requests_by_who_answered_and_sessions_by_outcome() {
     }
     // Ory: whoami without a session is Ory's 401.
     assert_eq!(get(&proxy.url("/.ory/sessions/whoami")).await.status, 401);
-    // The proxy itself: the JWKS and a CORS preflight (answered whatever its verdict).
+    // The proxy itself: the JWKS (also by a percent-encoded spelling actix routes alike), a
+    // path it refuses to forward, and a CORS preflight (answered whatever its verdict).
     assert_eq!(get(&proxy.url("/.ory/jwks.json")).await.status, 200);
+    assert_eq!(get(&proxy.url("/.ory/jwks%2Ejson")).await.status, 200);
+    assert_eq!(get(&proxy.url("/.ory/a/%2e%2e/admin")).await.status, 400);
+    // On the proxy's port, the metrics path is Ory's like any other `/.ory/` path.
+    assert_eq!(get(&proxy.url("/.ory/proxy/metrics")).await.status, 404);
     let preflight = common::client()
         .request(awc::http::Method::OPTIONS, proxy.url("/echo"))
         .insert_header(("Origin", "https://elsewhere.example"))
@@ -98,28 +121,35 @@ async fn counts_requests_by_who_answered_and_sessions_by_outcome() {
         at(&m, r#"ory_proxy_requests_total{upstream="app",code="2xx"}"#),
         3.0
     );
+    // whoami's 401, and Ory's 404 for /proxy/metrics.
     assert_eq!(
         at(&m, r#"ory_proxy_requests_total{upstream="ory",code="4xx"}"#),
-        1.0
+        2.0
     );
     assert_eq!(
         at(&m, r#"ory_proxy_requests_total{upstream="ory",code="2xx"}"#),
         0.0
     );
-    // The first scrape, the JWKS and the preflight.
-    let proxy_2xx = at(
-        &m,
-        r#"ory_proxy_requests_total{upstream="proxy",code="2xx"}"#,
+    // The proxy's own: two JWKS (2xx), the refused dot segment (4xx), and the preflight.
+    let preflight_in = |class: &str| if preflight_class == class { 1.0 } else { 0.0 };
+    assert_eq!(
+        at(
+            &m,
+            r#"ory_proxy_requests_total{upstream="proxy",code="2xx"}"#
+        ),
+        2.0 + preflight_in("2xx")
     );
-    let proxy_preflight_class = at(
-        &m,
-        &format!(r#"ory_proxy_requests_total{{upstream="proxy",code="{preflight_class}"}}"#),
+    assert_eq!(
+        at(
+            &m,
+            r#"ory_proxy_requests_total{upstream="proxy",code="4xx"}"#
+        ),
+        1.0 + preflight_in("4xx")
     );
-    if preflight_class == "2xx" {
-        assert_eq!(proxy_2xx, 3.0);
-    } else {
-        assert_eq!((proxy_2xx, proxy_preflight_class), (2.0, 1.0));
-    }
+    assert_eq!(
+        at(&m, r#"ory_proxy_requests_total{upstream="app",code="4xx"}"#),
+        0.0
+    );
 
     assert_eq!(at(&m, r#"ory_proxy_app_auth_total{auth="none"}"#), 1.0);
     assert_eq!(at(&m, r#"ory_proxy_app_auth_total{auth="jwt"}"#), 2.0);
@@ -157,7 +187,10 @@ async fn counts_requests_by_who_answered_and_sessions_by_outcome() {
 async fn an_unreachable_app_and_an_unreachable_ory_are_counted_as_such() {
     // Nothing listens on port 1: the app's answer is the proxy's 502, and the session lookup
     // fails, so the request goes on anonymous with the outage counted.
-    let proxy = Proxy::to(NO_ORY).ory(NO_ORY).start();
+    let proxy = Proxy::to(NO_ORY)
+        .ory(NO_ORY)
+        .flags(&["--metrics-listen", "127.0.0.1:0"])
+        .start();
     let a = get_with(&proxy.url("/"), &[("cookie", "ory_kratos_session=abc")]).await;
     assert_eq!(a.status, 502, "{}", a.text());
     let m = scrape(&proxy).await;
@@ -169,6 +202,45 @@ async fn an_unreachable_app_and_an_unreachable_ory_are_counted_as_such() {
     assert_eq!(
         at(&m, r#"ory_proxy_app_auth_total{auth="ory-unavailable"}"#),
         1.0
+    );
+}
+
+#[actix_web::test]
+async fn the_metrics_listener_serves_metrics_only_and_is_off_by_default() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .flags(&["--metrics-listen", "127.0.0.1:0"])
+        .start();
+    let addr = metrics_addr(&proxy);
+    for path in ["/", "/echo", "/.ory/jwks.json", "/metrics/x"] {
+        let a = get(&format!("http://{addr}{path}")).await;
+        assert_eq!(a.status, 404, "{path}: {}", a.text());
+    }
+    assert!(
+        app.seen().is_empty(),
+        "the metrics listener proxied: {:?}",
+        app.seen()
+    );
+    let m = scrape(&proxy).await;
+    assert_eq!(
+        at(&m, r#"ory_proxy_requests_total{upstream="app",code="4xx"}"#),
+        0.0
+    );
+
+    // Without the flag: no metrics line in the banner (it is printed with the rest of the
+    // banner, before the `cors` line).
+    let plain = Proxy::to(&app.url()).start();
+    assert!(
+        plain
+            .wait_line(POLL_DEADLINE, |l| l.starts_with("  cors "))
+            .is_some(),
+        "{}",
+        plain.logs()
+    );
+    assert!(
+        plain.lines(|l| l.starts_with(BANNER_METRICS)).is_empty(),
+        "{}",
+        plain.logs()
     );
 }
 
@@ -184,9 +256,12 @@ fn reloads_are_counted_by_outcome() {
         )
     };
     std::fs::write(&path, file("https://one.example")).unwrap();
-    let proxy = Proxy::with_config(&path).start();
+    let proxy = Proxy::with_config(&path)
+        .flags(&["--metrics-listen", "127.0.0.1:0"])
+        .start();
+    let addr = metrics_addr(&proxy);
     let scrape = || {
-        let r = raw_get(proxy.addr(), "/.ory/proxy/metrics", &[]);
+        let r = raw_get(addr, "/metrics", &[]);
         assert_eq!(r.status, 200);
         parse(&String::from_utf8_lossy(&r.body))
     };

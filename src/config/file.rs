@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub ca_file: Option<String>,
     pub watch: Option<String>,
     pub log_level: Option<String>,
+    pub metrics_listen: Option<String>,
     pub cookies: Option<CookiesSection>,
     pub cors: Option<CorsSection>,
     pub redirects: Option<RedirectsSection>,

@@ -30,6 +30,7 @@ pub struct Raw {
     pub ca_file: String,
     pub watch: String,
     pub log_level: String,
+    pub metrics_listen: String,
     pub cookies: RawCookies,
     pub cors: RawCors,
     pub redirects: RawRedirects,
@@ -96,6 +97,7 @@ impl Default for Raw {
             ca_file: String::new(),
             watch: "auto".into(),
             log_level: "info".into(),
+            metrics_listen: String::new(),
             cookies: RawCookies::default(),
             cors: RawCors::default(),
             redirects: RawRedirects::default(),
@@ -287,6 +289,9 @@ fn flag_overrides(cli: &Cli) -> Vec<Override> {
     }
     if cli.debug {
         push("log_level", "--debug", "debug".into());
+    }
+    if let Some(v) = &cli.metrics_listen {
+        push("metrics_listen", "--metrics-listen", v.clone().into());
     }
     if let Some(v) = &cli.cookie_domain {
         push("cookies.domain", "--cookie-domain", v.clone().into());

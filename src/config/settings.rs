@@ -1,6 +1,7 @@
 //! Stage three: validation. Turns the layered raw values into typed settings, split into the
 //! part fixed at start ([`Fixed`]) and the part that a reload may swap ([`Live`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub struct Fixed {
     pub ca_file: Option<PathBuf>,
     pub keys_file: Option<PathBuf>,
     pub watch: WatchMode,
+    /// Where `/metrics` is served, on a listener of its own; `None` = not served.
+    pub metrics_listen: Option<SocketAddr>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub api_key: Option<String>,
@@ -255,6 +258,16 @@ pub fn validate(l: &Layered, bound_port: Option<u16>) -> Result<Settings, Config
         }
     };
 
+    let metrics_listen = match r.metrics_listen.trim() {
+        "" => None,
+        addr => Some(addr.parse::<SocketAddr>().map_err(|_| {
+            v.err(
+                "metrics_listen",
+                format!("{addr:?} is not an address with a port, like \"127.0.0.1:9464\" or \"[::]:9464\""),
+            )
+        })?),
+    };
+
     let fixed = Fixed {
         app_origin: origin_of_url(&application_url),
         publish_origin: origin_of_url(&publish_url),
@@ -271,6 +284,7 @@ pub fn validate(l: &Layered, bound_port: Option<u16>) -> Result<Settings, Config
         ca_file: path_or_none(&r.ca_file),
         keys_file: path_or_none(&r.jwt.keys_file),
         watch,
+        metrics_listen,
         connect_timeout: v.duration("upstream.connect_timeout", &r.upstream.connect_timeout)?,
         response_timeout: v.duration("upstream.response_timeout", &r.upstream.response_timeout)?,
         api_key: l.api_key.clone(),

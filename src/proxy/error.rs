@@ -44,6 +44,14 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// The proxy refused the request itself; no upstream was asked.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge(_)
+        )
+    }
+
     /// Maps an awc send error to what the client should see.
     pub fn from_send(upstream: Upstream, e: awc::error::SendRequestError) -> ProxyError {
         use awc::error::{ConnectError, SendRequestError as E};

@@ -40,6 +40,8 @@ pub struct ProxyState {
     /// The session → JWT cache; `None` with `--no-jwt`.
     pub sessions: Option<SessionCache>,
     pub metrics: Arc<Metrics>,
+    /// The bound metrics listener (`metrics_listen`); requests arriving there get metrics only.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The awc clients of one worker.

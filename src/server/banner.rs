@@ -8,6 +8,8 @@ use crate::config::{Fixed, Live, OrySource, Settings, WatchMode};
 /// What the banner needs beyond the settings.
 pub struct BannerFacts<'a> {
     pub listen: std::net::SocketAddr,
+    /// The bound metrics listener, if any.
+    pub metrics: Option<std::net::SocketAddr>,
     pub jwt: Option<&'a str>,
     pub config_file: Option<&'a Path>,
 }
@@ -43,6 +45,9 @@ pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
             (None, _) => "none (flags and defaults)".into(),
         }
     );
+    if let Some(m) = facts.metrics {
+        let _ = writeln!(b, "  metrics      http://{m}/metrics");
+    }
     let _ = writeln!(b, "  cors         {}", cors_line(f, l));
     b
 }
@@ -117,6 +122,8 @@ pub fn effective_config(s: &Settings) -> String {
         WatchMode::Off => "off",
     };
     let _ = writeln!(b, "watch = {}", toml_str(watch));
+    let metrics = f.metrics_listen.map(|a| a.to_string()).unwrap_or_default();
+    let _ = writeln!(b, "metrics_listen = {}", toml_str(&metrics));
     let _ = writeln!(
         b,
         "log_level = {}",

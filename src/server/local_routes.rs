@@ -1,6 +1,11 @@
-//! Routes the proxy answers itself (SPEC §4): the JWKS, health and metrics.
+//! Routes the proxy answers itself (SPEC §4): the JWKS and health; and the metrics listener's
+//! answers.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::metrics::Metrics;
 
 use crate::proxy::{AccessTag, ProxyState};
 
@@ -8,13 +13,10 @@ pub const JWKS: &str = "/.ory/jwks.json";
 pub const JWKS_PROXY: &str = "/.ory/proxy/jwks.json";
 pub const HEALTH_ALIVE: &str = "/.ory/proxy/health/alive";
 pub const HEALTH_READY: &str = "/.ory/proxy/health/ready";
-/// Prometheus text format. Under `/.ory/proxy/`, which the proxy keeps for itself, like health.
-pub const METRICS: &str = "/.ory/proxy/metrics";
 
 /// Whether the proxy answers `path` itself (whatever the method).
 pub fn is_local(path: &str) -> bool {
-    path.starts_with("/.ory/")
-        && [JWKS, JWKS_PROXY, HEALTH_ALIVE, HEALTH_READY, METRICS].contains(&path)
+    path.starts_with("/.ory/") && [JWKS, JWKS_PROXY, HEALTH_ALIVE, HEALTH_READY].contains(&path)
 }
 
 /// The public JWKS; 404 with `--no-jwt` (there is nothing to verify).
@@ -52,18 +54,24 @@ pub async fn health(req: HttpRequest) -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
-/// The proxy's counters (see [`crate::metrics`]). Not cached: every scrape is fresh.
-pub async fn metrics(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
-    AccessTag {
-        upstream: "proxy",
-        auth: "off",
-    }
-    .record(&req);
-    HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
+/// Everything that arrives on the metrics listener: `GET /metrics` in the Prometheus text
+/// format (not cached: every scrape is fresh), 404 for anything else. Nothing is proxied there.
+pub fn metrics_listener(req: &HttpRequest, metrics: &Metrics) -> HttpResponse<String> {
+    let (status, content_type, body) = match (req.method(), req.path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => (
+            StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render())
+            metrics.render(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "application/json",
+            r#"{"error":{"code":404,"status":"Not Found","message":"the metrics listener serves GET /metrics only"}}"#.to_string(),
+        ),
+    };
+    let mut res = HttpResponse::with_body(status, body);
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }

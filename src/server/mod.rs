@@ -43,6 +43,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
     #[error(transparent)]
@@ -67,18 +73,19 @@ impl StartError {
 /// One static resource per path: a pattern list would compile to a regex set that every
 /// request is matched against.
 fn routes(cfg: &mut web::ServiceConfig) {
-    use local_routes::{HEALTH_ALIVE, HEALTH_READY, JWKS, JWKS_PROXY, METRICS};
+    use local_routes::{HEALTH_ALIVE, HEALTH_READY, JWKS, JWKS_PROXY};
     cfg.service(web::resource(JWKS).to(local_routes::jwks))
         .service(web::resource(JWKS_PROXY).to(local_routes::jwks))
         .service(web::resource(HEALTH_ALIVE).route(web::get().to(local_routes::health)))
         .service(web::resource(HEALTH_READY).route(web::get().to(local_routes::health)))
-        .service(web::resource(METRICS).route(web::get().to(local_routes::metrics)))
         .default_service(web::to(forward::forward));
 }
 
-/// Who will answer `req`, for the metrics: known before the request is handed on.
+/// Who will answer `req`, for the metrics: known before the request is handed on, except for
+/// the proxy's own refusals (see [`refused_by_proxy`]). Local routes are matched on the path
+/// actix routes on (percent-decoded where unambiguous), Ory and the app on the raw one.
 fn answerer(req: &ServiceRequest) -> Answerer {
-    if cors::is_preflight(req) || local_routes::is_local(req.path()) {
+    if cors::is_preflight(req) || local_routes::is_local(req.match_info().as_str()) {
         return Answerer::Proxy;
     }
     match route::route(req.path()).upstream {
@@ -95,22 +102,45 @@ async fn edge(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
     let started = Instant::now();
-    let counted = req
-        .app_data::<web::Data<ProxyState>>()
-        .map(|s| (s.metrics.clone(), answerer(&req)));
+    let Some(state) = req.app_data::<web::Data<ProxyState>>() else {
+        return Err(actix_web::error::ErrorInternalServerError("no proxy state"));
+    };
+    if state
+        .metrics_addr
+        .is_some_and(|a| a == req.app_config().local_addr())
+    {
+        // The metrics listener serves metrics and nothing else: no proxying, no CORS.
+        let res = local_routes::metrics_listener(req.request(), &state.metrics);
+        return Ok(req.into_response(res).map_body(|_, b| EitherBody::right(b)));
+    }
+    let by = answerer(&req);
     let line = access_log::Line::start(&req);
     let res = cors::preflight_layer(req, next).await;
-    if let Some((metrics, by)) = counted {
-        let status = match &res {
-            Ok(r) => r.status(),
-            Err(e) => e.as_response_error().status_code(),
+    if let Ok(r) = &res {
+        let by = if refused_by_proxy(r) {
+            Answerer::Proxy
+        } else {
+            by
         };
-        metrics.request(by, status.as_u16(), started.elapsed());
+        if let Some(state) = r.request().app_data::<web::Data<ProxyState>>() {
+            state
+                .metrics
+                .request(by, r.status().as_u16(), started.elapsed());
+        }
     }
     if let Some(line) = line {
         line.finish(&res);
     }
     Ok(dev_error_page(res?))
+}
+
+/// Whether the proxy refused the request itself (a path it will not forward, oversized
+/// headers) rather than an upstream failing.
+fn refused_by_proxy<B>(res: &ServiceResponse<B>) -> bool {
+    res.response()
+        .error()
+        .and_then(|e| e.as_error::<ProxyError>())
+        .is_some_and(ProxyError::is_refusal)
 }
 
 /// With `--dev`, a proxy error answered to a browser becomes a page (see [`error_page`]); the
@@ -187,6 +217,16 @@ impl Proxy {
         };
 
         let fixed = settings.fixed.clone();
+        let metrics_listener = fixed
+            .metrics_listen
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|source| StartError::MetricsBind { addr, source })
+            })
+            .transpose()?;
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
@@ -211,6 +251,7 @@ impl Proxy {
             live: live.clone(),
             sessions,
             metrics,
+            metrics_addr,
         });
         let connect_timeout = fixed.connect_timeout;
 
@@ -246,7 +287,11 @@ impl Proxy {
         .h1_write_buffer_size(H1_WRITE_BUFFER)
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .listen(listener)?
+        .listen(listener)?;
+        let server = match metrics_listener {
+            Some(l) => server.listen(l)?,
+            None => server,
+        }
         .run();
 
         Ok(Proxy {
@@ -272,9 +317,14 @@ impl Proxy {
             .map(|s| s.keys().ring().signing.kid.clone())
     }
 
-    /// The counters served at `/.ory/proxy/metrics`.
+    /// The counters served on the metrics listener.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.state.metrics.clone()
+    }
+
+    /// Where the metrics listener is bound (`metrics_listen`, with port 0 resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.state.metrics_addr
     }
 
     /// The session cache (and through it the key actor), `None` with `--no-jwt`.
@@ -424,6 +474,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         let kid = proxy.key_id();
         let facts = banner::BannerFacts {
             listen: proxy.addr,
+            metrics: proxy.metrics_addr(),
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
