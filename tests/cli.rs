@@ -221,6 +221,17 @@ fn a_metrics_address_without_a_port_is_an_error_naming_the_flag() {
         2,
         &["--metrics-listen", "\"localhost\"", "127.0.0.1:9464"],
     );
+    let own_port = [
+        "--sdk-url",
+        ORY,
+        "--port",
+        "4555",
+        "--metrics-listen",
+        "127.0.0.1:4555",
+        APP,
+    ];
+    let out = run_cli(&own_port, &[], &[]);
+    assert_one_line(&out, 2, &["--metrics-listen", "own port 4555"]);
 }
 
 #[test]

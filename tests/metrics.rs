@@ -216,6 +216,27 @@ async fn the_metrics_listener_serves_metrics_only_and_is_off_by_default() {
         let a = get(&format!("http://{addr}{path}")).await;
         assert_eq!(a.status, 404, "{path}: {}", a.text());
     }
+    let post = common::client()
+        .post(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("POST /metrics");
+    assert_eq!(post.status(), 404);
+    // No CORS processing there: an Origin gets no Access-Control-* back.
+    let cross = get_with(
+        &format!("http://{addr}/metrics"),
+        &[("Origin", "https://elsewhere.example")],
+    )
+    .await;
+    assert_eq!(cross.status, 200);
+    assert!(
+        !cross
+            .headers
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-")),
+        "{:?}",
+        cross.headers
+    );
     assert!(
         app.seen().is_empty(),
         "the metrics listener proxied: {:?}",

@@ -260,12 +260,22 @@ pub fn validate(l: &Layered, bound_port: Option<u16>) -> Result<Settings, Config
 
     let metrics_listen = match r.metrics_listen.trim() {
         "" => None,
-        addr => Some(addr.parse::<SocketAddr>().map_err(|_| {
-            v.err(
-                "metrics_listen",
-                format!("{addr:?} is not an address with a port, like \"127.0.0.1:9464\" or \"[::]:9464\""),
-            )
-        })?),
+        addr => {
+            let a = addr.parse::<SocketAddr>().map_err(|_| {
+                v.err(
+                    "metrics_listen",
+                    format!("{addr:?} is not an IP address with a port, like \"127.0.0.1:9464\" or \"0.0.0.0:9464\""),
+                )
+            })?;
+            // Some systems would let both binds succeed and split the traffic between them.
+            if port != 0 && a.port() == port {
+                return Err(v.err(
+                    "metrics_listen",
+                    format!("{addr:?} uses the proxy's own port {port}; pick another port"),
+                ));
+            }
+            Some(a)
+        }
     };
 
     let fixed = Fixed {
