@@ -89,4 +89,38 @@ pub struct Cli {
     /// Validate flags and file, print the effective configuration, exit 0 (valid) or 1
     #[arg(long)]
     pub check_config: bool,
+
+    /// No effect: ory-proxy never prompts or signs in
+    #[arg(short = 'q', long, help_heading = COMPAT)]
+    pub quiet: bool,
+
+    /// No effect: ory-proxy never asks for confirmation
+    #[arg(short = 'y', long, help_heading = COMPAT)]
+    pub yes: bool,
+
+    /// Ignored with a warning: ory-proxy creates no API keys
+    #[arg(long, value_name = "DURATION", help_heading = COMPAT)]
+    pub api_key_expiry: Option<String>,
+
+    /// Ignored with a warning: ory-proxy does not look projects up; --project takes the slug
+    #[arg(long, value_name = "WORKSPACE", help_heading = COMPAT)]
+    pub workspace: Option<String>,
+}
+
+/// Flags of the Go `ory proxy` that only concern its Ory Network sign-in, accepted so that a
+/// copied command line starts.
+const COMPAT: &str = "Accepted from `ory proxy`";
+
+impl Cli {
+    /// Warnings for the accepted-but-ignored Go flags that a user may expect to act.
+    pub fn ignored_flag_warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.api_key_expiry.is_some() {
+            out.push("--api-key-expiry is ignored: ory-proxy creates no API keys (set ORY_PROJECT_API_KEY yourself if Ory needs one)");
+        }
+        if self.workspace.is_some() {
+            out.push("--workspace is ignored: ory-proxy does not look projects up; --project takes the project slug");
+        }
+        out
+    }
 }

@@ -1,7 +1,26 @@
 //! `ory-proxy`: parses the flags and hands over to [`ory_proxy::server::main_with`].
 
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
 use clap::Parser as _;
 
-fn main() -> std::process::ExitCode {
-    ory_proxy::server::main_with(ory_proxy::cli::Cli::parse())
+fn main() -> ExitCode {
+    match ory_proxy::cli::Cli::try_parse() {
+        Ok(cli) => ory_proxy::server::main_with(cli),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // Help and version go to stdout with exit 0, as clap prints them.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // SPEC §2: one clear line on stderr, exit 2. clap's own rendering adds a tip, the
+            // usage and a pointer to --help on further lines.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("ory-proxy: {first} (see ory-proxy --help)");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -253,3 +253,63 @@ fn a_metrics_address_in_use_is_a_runtime_failure_naming_it() {
     );
     assert_one_line(&out, 1, &["metrics", &addr]);
 }
+
+#[test]
+fn an_unknown_flag_or_a_bad_value_is_one_line_and_exit_2() {
+    let out = run_cli(&["--sdk-url", ORY, "--no-such-flag", APP], &[], &[]);
+    assert_one_line(&out, 2, &["--no-such-flag", "--help"]);
+    let out = run_cli(&["--sdk-url", ORY, "--port", "abc", APP], &[], &[]);
+    assert_one_line(&out, 2, &["abc", "--port"]);
+}
+
+#[test]
+fn help_and_version_go_to_stdout_with_exit_0() {
+    let out = run_cli(&["--help"], &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("--metrics-listen"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Accepted from `ory proxy`"),
+        "{}",
+        out.stdout
+    );
+    let out = run_cli(&["--version"], &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("ory-proxy "), "{}", out.stdout);
+}
+
+#[test]
+fn go_proxy_sign_in_flags_are_accepted_so_copied_commands_start() {
+    let out = run_cli(
+        &[
+            "-q",
+            "--yes",
+            "--project",
+            "my-slug",
+            "--workspace",
+            "acme",
+            "--api-key-expiry",
+            "1h",
+            "--check-config",
+            APP,
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout.contains("my-slug.projects.oryapis.com"),
+        "{}",
+        out.stdout
+    );
+    // The two that a user may expect to act say they do not.
+    assert!(
+        out.stderr.contains("--workspace is ignored"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("--api-key-expiry is ignored"),
+        "{}",
+        out.stderr
+    );
+}

@@ -78,6 +78,10 @@ async fn health_endpoints_are_answered_by_the_proxy() {
             "{path}"
         );
         assert_eq!(res.json(), serde_json::json!({"status": "ok"}), "{path}");
+        // Load balancers that probe with HEAD get the same status, without a body.
+        let head = send(client().head(proxy.url(path))).await;
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert!(head.body.is_empty(), "HEAD {path}: {:?}", head.body);
     }
     assert!(app.seen().is_empty() && ory.seen().is_empty());
 }

@@ -76,9 +76,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
     use local_routes::{HEALTH_ALIVE, HEALTH_READY, JWKS, JWKS_PROXY};
     cfg.service(web::resource(JWKS).to(local_routes::jwks))
         .service(web::resource(JWKS_PROXY).to(local_routes::jwks))
-        .service(web::resource(HEALTH_ALIVE).route(web::get().to(local_routes::health)))
-        .service(web::resource(HEALTH_READY).route(web::get().to(local_routes::health)))
+        // HEAD too: some load balancers probe with it.
+        .service(web::resource(HEALTH_ALIVE).route(get_or_head().to(local_routes::health)))
+        .service(web::resource(HEALTH_READY).route(get_or_head().to(local_routes::health)))
         .default_service(web::to(forward::forward));
+}
+
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// Who will answer `req`, for the metrics: known before the request is handed on, except for
@@ -420,6 +425,9 @@ fn open_browser(url: &str) {
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.debug);
+    for warning in cli.ignored_flag_warnings() {
+        log::warn!("{warning}");
+    }
     // rustls panics at the first handshake unless exactly one provider is installed.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let check_only = cli.check_config;
