@@ -992,3 +992,102 @@ async fn no_jwt_means_no_lookup_no_authorization_and_no_jwks() {
         "the JWKS paths are not proxied to Ory"
     );
 }
+
+#[actix_web::test]
+async fn an_ory_network_session_cookie_and_configured_cookie_names_get_a_jwt() {
+    let app = FakeApp::start();
+    // Ory Network names the cookie after the project: `ory_session_<slug>`, matched by the
+    // default `ory_session_*` entry.
+    let network = emulator(EmulatorConfig {
+        session_cookie_name: "ory_session_playfulsnyder".to_owned(),
+        ..EmulatorConfig::default()
+    });
+    let proxy = Proxy::to(&app.url()).ory(network.url()).start();
+    let s = network.create_session("network@example.org");
+    assert!(
+        s.cookie.starts_with("ory_session_playfulsnyder="),
+        "{}",
+        s.cookie
+    );
+    let set = jwks(&proxy).await;
+    let jwt = jwt_for_cookie(&proxy, &s.cookie).await;
+    let claims = verify(&jwt, &set, network.url()).unwrap();
+    assert_eq!(claims["sub"], s.identity_id.as_str());
+
+    // A deployment with its own cookie name lists it; the defaults then no longer apply.
+    let custom = emulator(EmulatorConfig {
+        session_cookie_name: "app_sess".to_owned(),
+        ..EmulatorConfig::default()
+    });
+    let proxy = Proxy::to(&app.url())
+        .ory(custom.url())
+        .toml("[session]\ncookie_names = [\"app_sess\"]\n")
+        .start();
+    let s = custom.create_session("custom@example.org");
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+    let calls = custom.whoami_calls();
+    let e = echo_via(
+        &proxy,
+        "/echo",
+        &[("cookie", &format!("ory_kratos_session={}", s.token))],
+    )
+    .await;
+    assert_anonymous(&e, "a cookie name that is not configured");
+    assert_eq!(
+        custom.whoami_calls(),
+        calls,
+        "an unlisted cookie was looked up"
+    );
+}
+
+#[actix_web::test]
+async fn a_session_revoked_in_ory_stops_getting_jwts_within_cache_ttl() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .ory(ory.url())
+        .toml("[session]\ncache_ttl = \"1s\"\n")
+        .start();
+    let s = ory.create_session("revoked-elsewhere@example.org");
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+    // Revoked in Ory directly (another device, the admin API): the proxy cannot know until its
+    // cached answer expires.
+    ory.expire_session(&s.token);
+    let revoked_at = Instant::now();
+    let mut last = None;
+    while revoked_at.elapsed() < POLL_DEADLINE {
+        let e = echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await;
+        last = jwt_of(&e);
+        if last.is_none() {
+            break;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+    assert!(
+        last.is_none(),
+        "still a JWT {:?} after revocation",
+        revoked_at.elapsed()
+    );
+    // 1 s of cache_ttl, plus generous room for a slow machine; far below the 10 s default.
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        revoked_at.elapsed()
+    );
+}
+
+#[actix_web::test]
+async fn cache_ttl_zero_looks_every_request_up() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .ory(ory.url())
+        .toml("[session]\ncache_ttl = \"0s\"\n")
+        .start();
+    let s = ory.create_session("no-cache@example.org");
+    let before = ory.whoami_calls();
+    for _ in 0..3 {
+        assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+    }
+    assert_eq!(ory.whoami_calls() - before, 3);
+}
