@@ -1091,3 +1091,54 @@ async fn cache_ttl_zero_looks_every_request_up() {
     }
     assert_eq!(ory.whoami_calls() - before, 3);
 }
+
+/// The claims of `token`, unverified (the reload test checks what changed, `verify` the rest).
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWS payload");
+    serde_json::from_slice(&B64.decode(payload).expect("base64url")).expect("JSON claims")
+}
+
+#[actix_web::test]
+async fn jwt_issuer_audience_and_ttl_follow_a_proxy_toml_edit_without_a_restart() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let file = |issuer: &str, audience: &str, ttl: &str| {
+        format!(
+            "application_url = \"{}\"\nsdk_url = \"{}\"\n\n[jwt]\nissuer = \"{issuer}\"\naudience = [\"{audience}\"]\nttl = \"{ttl}\"\n",
+            app.url(),
+            ory.url()
+        )
+    };
+    std::fs::write(&path, file("https://one.example", "app-one", "1m")).unwrap();
+    let proxy = Proxy::with_config(&path).start();
+    let pid = proxy.pid();
+    let s = ory.create_session("reload@example.org");
+    let before = claims_of(&jwt_for_cookie(&proxy, &s.cookie).await);
+    assert_eq!(before["iss"], "https://one.example", "{before}");
+    assert_eq!(before["aud"], "app-one", "{before}");
+    assert_eq!(
+        before["exp"].as_u64().unwrap() - before["iat"].as_u64().unwrap(),
+        60
+    );
+
+    std::fs::write(&path, file("https://two.example", "app-two", "30s")).unwrap();
+    let deadline = Instant::now() + POLL_DEADLINE;
+    let after = loop {
+        let c = claims_of(&jwt_for_cookie(&proxy, &s.cookie).await);
+        if c["iss"] == "https://two.example" || Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    };
+    // The cached token of the old settings is not reused: every claim is the new file's.
+    assert_eq!(after["iss"], "https://two.example", "{after}");
+    assert_eq!(after["aud"], "app-two", "{after}");
+    assert_eq!(
+        after["exp"].as_u64().unwrap() - after["iat"].as_u64().unwrap(),
+        30
+    );
+    assert_eq!(after["sub"], s.identity_id.as_str());
+    assert_eq!(proxy.pid(), pid);
+}
