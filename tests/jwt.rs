@@ -1142,3 +1142,66 @@ async fn jwt_issuer_audience_and_ttl_follow_a_proxy_toml_edit_without_a_restart(
     assert_eq!(after["sub"], s.identity_id.as_str());
     assert_eq!(proxy.pid(), pid);
 }
+
+#[actix_web::test]
+async fn the_banner_names_what_a_user_needs_to_start() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    // Printed in one piece: once its last line is there, all of it is.
+    proxy
+        .wait_line(POLL_DEADLINE, |l| l.starts_with("  cors "))
+        .unwrap_or_else(|| panic!("no banner:\n{}", proxy.logs()));
+    let logs = proxy.logs();
+    let line = |prefix: &str| {
+        logs.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{logs}"))
+            .to_string()
+    };
+    let publish = proxy.default_publish();
+    assert!(
+        logs.contains(&format!("open:\n\n\t{publish}")),
+        "the URL to open: {logs}"
+    );
+    assert!(line("  application ").ends_with(&app.url()), "{logs}");
+    assert!(line("  ory ").ends_with(ory.url()), "{logs}");
+    let jwt = line("  jwt ");
+    let kid = kids(&jwks(&proxy).await).remove(0);
+    assert!(
+        jwt.contains("on, ES256") && jwt.contains(&kid),
+        "{jwt} vs kid {kid}"
+    );
+    assert!(jwt.contains(&format!("{publish}/.ory/jwks.json")), "{jwt}");
+    assert!(line("  config ").contains("none"), "{logs}");
+    // How to allow more CORS origins (SPEC §5.6).
+    assert!(line("  cors ").contains("--allowed-cors-origins"), "{logs}");
+}
+
+#[actix_web::test]
+async fn the_access_line_names_method_path_status_duration_upstream_and_auth() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let s = ory.create_session("logged@example.org");
+    jwt_for_cookie(&proxy, &s.cookie).await;
+    let _ = get(&proxy.url("/.ory/sessions/whoami?token=secret")).await;
+    let _ = get(&proxy.url("/echo?q=1")).await;
+    let wait = |pred: &dyn Fn(&str) -> bool| {
+        proxy
+            .wait_line(POLL_DEADLINE, pred)
+            .unwrap_or_else(|| panic!("no such access line in:\n{}", proxy.logs()))
+    };
+    let signed_in = wait(&|l| l.contains("GET /echo 200") && l.contains("auth=jwt"));
+    assert!(signed_in.contains("upstream=app"), "{signed_in}");
+    let ms = signed_in
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix("ms")?.parse::<f64>().ok());
+    assert!(ms.is_some_and(|ms| ms >= 0.0), "no duration: {signed_in}");
+    let ory_line = wait(&|l| l.contains("GET /.ory/sessions/whoami 401"));
+    assert!(ory_line.contains("upstream=ory"), "{ory_line}");
+    // The query is left out: it can carry flow ids and tokens.
+    assert!(!proxy.logs().contains("secret"), "{}", proxy.logs());
+    let anonymous = wait(&|l| l.contains("GET /echo 200") && l.contains("auth=none"));
+    assert!(anonymous.contains("upstream=app"), "{anonymous}");
+}
