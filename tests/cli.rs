@@ -313,3 +313,58 @@ fn go_proxy_sign_in_flags_are_accepted_so_copied_commands_start() {
         out.stderr
     );
 }
+
+#[test]
+fn every_documented_environment_variable_takes_effect() {
+    let check = |env: &[(&str, &str)], files: &[(&str, &str)], want: &[&str]| {
+        let out = run_cli(&["--check-config", APP], env, files);
+        assert_eq!(out.code, Some(0), "{env:?}: stderr:\n{}", out.stderr);
+        for w in want {
+            assert!(
+                out.stdout.contains(w),
+                "{env:?}: no {w:?} in\n{}",
+                out.stdout
+            );
+        }
+    };
+    check(
+        &[("ORY_PROJECT_SLUG", "my-slug")],
+        &[],
+        &[
+            "project = \"my-slug\"",
+            "https://my-slug.projects.oryapis.com",
+        ],
+    );
+    check(
+        &[("ORY_PROJECT", "other-slug")],
+        &[],
+        &["https://other-slug.projects.oryapis.com"],
+    );
+    check(
+        &[("ORY_SDK_URL", ORY)],
+        &[],
+        &["sdk_url = \"http://127.0.0.1:4433/\""],
+    );
+    check(
+        &[("ORY_KRATOS_URL", "http://127.0.0.1:4434")],
+        &[],
+        &["sdk_url = \"http://127.0.0.1:4434/\""],
+    );
+    check(
+        &[("ORY_SDK_URL", ORY), ("PORT", "4777")],
+        &[],
+        &["port = 4777"],
+    );
+    check(
+        &[("ORY_SDK_URL", ORY), ("ORY_PROXY_CONFIG", "elsewhere.toml")],
+        &[("elsewhere.toml", "[cookies]\ndomain = \"env.example\"\n")],
+        &["domain = \"env.example\""],
+    );
+    // A flag beats the environment.
+    let out = run_cli(
+        &["--check-config", "--port", "4888", APP],
+        &[("ORY_SDK_URL", ORY), ("PORT", "4777")],
+        &[],
+    );
+    assert!(out.stdout.contains("port = 4888"), "{}", out.stdout);
+}
