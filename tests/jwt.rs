@@ -1205,3 +1205,30 @@ async fn the_access_line_names_method_path_status_duration_upstream_and_auth() {
     let anonymous = wait(&|l| l.contains("GET /echo 200") && l.contains("auth=none"));
     assert!(anonymous.contains("upstream=app"), "{anonymous}");
 }
+
+#[actix_web::test]
+async fn ory_saying_401_or_403_is_an_answer_not_an_outage() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    for status in [401, 403] {
+        ory.set_whoami_failure(Some(status));
+        let s = ory.create_session(&format!("denied-{status}@example.org"));
+        let e = echo_via(
+            &proxy,
+            &format!("/denied-{status}"),
+            &[("cookie", &s.cookie)],
+        )
+        .await;
+        assert_anonymous(&e, "whoami said no");
+    }
+    ory.set_whoami_failure(None);
+    // Not degraded: the next session is looked up at once, no outage probe interval.
+    let s = ory.create_session("after@example.org");
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+    let logs = wait_log(&proxy, "GET /denied-403 200", 1).await;
+    assert!(
+        !logs.contains("cannot check sessions with Ory"),
+        "a 401/403 was reported as an outage:\n{logs}"
+    );
+}
