@@ -697,3 +697,44 @@ fn a_mixed_response_matches_neither_settings() {
         assert!(!mixed.matches(&a, A) && !mixed.matches(&b, A), "{mixed:?}");
     }
 }
+
+#[test]
+fn log_level_changes_live() {
+    let _g = shared();
+    let keys = Keys::new(&[A], "/home", "");
+    let s = setup(&keys, "log_level = \"info\"", &[]);
+    let mark = s.proxy.mark();
+    assert_eq!(raw_get(s.proxy.addr(), "/echo?n=1", &[]).status, 200);
+    s.proxy
+        .wait_line_after(mark, APPLY_DEADLINE, |l| l.contains("GET /echo 200"))
+        .expect("an access line at info");
+
+    save(
+        &s.path,
+        &keys.toml(&s.app, "log_level = \"warn\""),
+        SaveStyle::InPlace,
+    );
+    s.proxy
+        .wait_line_after(mark, APPLY_DEADLINE, |l| l.contains("log_level"))
+        .unwrap_or_else(|| panic!("no reload line:\n{}", s.proxy.logs()));
+    let quiet = s.proxy.mark();
+    assert_eq!(raw_get(s.proxy.addr(), "/quiet", &[]).status, 200);
+    // A request after it: once its line would have been written, the quiet one would be too.
+    save(
+        &s.path,
+        &keys.toml(&s.app, "log_level = \"info\""),
+        SaveStyle::InPlace,
+    );
+    s.proxy
+        .wait_line_after(quiet, APPLY_DEADLINE, |l| l.contains("log_level"))
+        .unwrap_or_else(|| panic!("no second reload line:\n{}", s.proxy.logs()));
+    assert_eq!(raw_get(s.proxy.addr(), "/loud", &[]).status, 200);
+    s.proxy
+        .wait_line_after(quiet, APPLY_DEADLINE, |l| l.contains("GET /loud 200"))
+        .unwrap_or_else(|| panic!("info is back, no access line:\n{}", s.proxy.logs()));
+    assert!(
+        s.proxy.lines(|l| l.contains("GET /quiet")).is_empty(),
+        "logged at warn:\n{}",
+        s.proxy.logs()
+    );
+}
