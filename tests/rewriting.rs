@@ -351,3 +351,33 @@ async fn app_bodies_are_byte_identical_even_gzip_and_full_of_ory_urls() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_chunked_textual_ory_answer_too_large_to_rewrite_is_passed_on_whole() {
+    let app = FakeApp::start();
+    let ory = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(&ory.url()).start();
+    // 9 MiB of JSON-typed bytes without a declared length: over the 8 MiB rewrite buffer.
+    let n = 9 * 1024 * 1024;
+    let res = get(&proxy.url(&format!(
+        "/.ory/download?bytes={n}&chunked=1&ct=application/json"
+    )))
+    .await;
+    assert_eq!(
+        res.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&res.body[..res.body.len().min(300)])
+    );
+    assert_eq!(res.body.len(), n);
+    assert_eq!(sha256_hex(&res.body), sha256_hex(&common::app::pattern(n)));
+    // Below the limit the same kind of answer is still read whole (and would be rewritten).
+    let small = get(&proxy.url("/.ory/download?bytes=100000&chunked=1&ct=application/json")).await;
+    assert_eq!(small.status, 200);
+    assert_eq!(small.body, common::app::pattern(100_000));
+    assert_eq!(
+        header_all(&small.headers, "content-length"),
+        vec!["100000".to_string()],
+        "a rewritten answer carries its new length"
+    );
+}

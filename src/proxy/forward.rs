@@ -4,6 +4,7 @@
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
 
 use super::body_rewrite::{self, Encoding, MAX_REWRITE_BODY};
 use super::error::{ProxyError, Upstream};
@@ -213,14 +214,15 @@ pub async fn forward(
         );
         let fits = length.is_none_or(|n| n <= MAX_REWRITE_BODY as u64);
         if let (true, Some(enc), true) = (textual, encoding, fits) {
-            let body =
-                res.body()
-                    .limit(MAX_REWRITE_BODY)
-                    .await
-                    .map_err(|e| ProxyError::BadAnswer {
-                        upstream: Upstream::Ory,
-                        detail: format!("reading the body: {e}"),
-                    })?;
+            let body = match read_up_to(&mut res, MAX_REWRITE_BODY).await? {
+                Whole(body) => body,
+                // Chunked and larger than anything worth rewriting: passed on as it is, like a
+                // large answer that declared its length, rather than refused.
+                TooLarge(read) => {
+                    let read = futures_util::stream::iter(read.into_iter().map(Ok));
+                    return Ok(builder.body(BodyStream::new(read.chain(res))));
+                }
+            };
             let to = format!("{}/.ory", state.fixed.publish_origin);
             let body =
                 body_rewrite::rewrite(body, enc, &state.fixed.ory_base, &to).map_err(|e| {
@@ -237,6 +239,37 @@ pub async fn forward(
         Some(n) => builder.body(SizedStream::new(n, res)),
         None => builder.body(BodyStream::new(res)),
     })
+}
+
+/// A body read whole, or the pieces read before it passed the limit.
+enum Read {
+    Whole(bytes::Bytes),
+    TooLarge(Vec<bytes::Bytes>),
+}
+use Read::{TooLarge, Whole};
+
+/// Reads `res`'s body while it stays within `limit` bytes.
+async fn read_up_to<S>(res: &mut awc::ClientResponse<S>, limit: usize) -> Result<Read, ProxyError>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, actix_http::error::PayloadError>> + Unpin,
+{
+    let mut pieces = Vec::new();
+    let mut total = 0;
+    while let Some(piece) = res.next().await {
+        let piece = piece.map_err(|e| ProxyError::BadAnswer {
+            upstream: Upstream::Ory,
+            detail: format!("reading the body: {e}"),
+        })?;
+        total += piece.len();
+        pieces.push(piece);
+        if total > limit {
+            return Ok(TooLarge(pieces));
+        }
+    }
+    Ok(Whole(match pieces.len() {
+        1 => pieces.remove(0),
+        _ => pieces.concat().into(),
+    }))
 }
 
 #[cfg(test)]

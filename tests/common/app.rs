@@ -5,7 +5,8 @@
 //! Endpoints:
 //! - `/ws`: WebSocket echo (text and binary).
 //! - `/upload`: reads the body and answers `{"len","sha256","content_length","transfer_encoding"}`.
-//! - `/download?bytes=N[&chunked=1][&gate=ID]`: [`pattern`]`(N)` in 64 KiB chunks; with a gate,
+//! - `/download?bytes=N[&chunked=1][&gate=ID][&ct=T]`: [`pattern`]`(N)` in 64 KiB chunks, of
+//!   type `T` (default `application/octet-stream`); with a gate,
 //!   the first chunk goes out and the rest waits until the test calls [`FakeApp::open_gate`].
 //! - `/respond?status=S&h=Name:%20value&...&body=B[&gzip=1][&ct=T]`: an answer made to order;
 //!   `x-body-sha256` is the hash of the bytes sent.
@@ -363,7 +364,7 @@ async fn download(req: HttpRequest, st: web::Data<State>) -> HttpResponse {
         },
     );
     let mut res = HttpResponse::Ok();
-    res.content_type("application/octet-stream");
+    res.content_type(param(&req, "ct").unwrap_or_else(|| "application/octet-stream".into()));
     if chunked {
         res.streaming(stream)
     } else {
