@@ -223,3 +223,27 @@ async fn upstream_cors_headers_are_never_doubled() {
         c.credentials
     );
 }
+
+#[actix_web::test]
+async fn with_debug_every_cors_decision_is_logged() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).flag("--debug").start();
+    let refused = get_with_origin(&proxy, "/api", "https://evil.example").await;
+    assert_refused(&refused);
+    let pre = preflight(&proxy, "/api", "https://evil.example", None).await;
+    assert_refused(&pre);
+    let deadline = std::time::Duration::from_secs(20);
+    let actual = proxy
+        .wait_line(deadline, |l| {
+            l.contains("cors: origin") && l.contains("evil.example") && l.contains("refused")
+        })
+        .unwrap_or_else(|| panic!("no decision for the actual request:\n{}", proxy.logs()));
+    assert!(actual.contains("DEBUG"), "{actual}");
+    proxy
+        .wait_line(deadline, |l| {
+            l.contains("cors: preflight")
+                && l.contains("evil.example")
+                && l.contains("origin_ok=false")
+        })
+        .unwrap_or_else(|| panic!("no decision for the preflight:\n{}", proxy.logs()));
+}
