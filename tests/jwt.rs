@@ -1232,3 +1232,40 @@ async fn ory_saying_401_or_403_is_an_answer_not_an_outage() {
         "a 401/403 was reported as an outage:\n{logs}"
     );
 }
+
+#[actix_web::test]
+async fn a_lowered_cache_ttl_holds_for_sessions_already_cached() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let file = |ttl: &str| {
+        format!(
+            "application_url = \"{}\"\nsdk_url = \"{}\"\n\n[session]\ncache_ttl = \"{ttl}\"\n",
+            app.url(),
+            ory.url()
+        )
+    };
+    std::fs::write(&path, file("10m")).unwrap();
+    let proxy = Proxy::with_config(&path).start();
+    let s = ory.create_session("cached-long@example.org");
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+    ory.expire_session(&s.token);
+    // Cached for 10 minutes: the revocation is not seen yet.
+    assert!(jwt_of(&echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await).is_some());
+
+    std::fs::write(&path, file("1s")).unwrap();
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
+        let e = echo_via(&proxy, "/echo", &[("cookie", &s.cookie)]).await;
+        if jwt_of(&e).is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 10 min entry outlived a reload to 1 s:\n{}",
+            proxy.logs()
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}

@@ -81,12 +81,21 @@ impl Auth {
 type SessionMap = Cache<CredentialKey, Arc<Entry>>;
 
 enum Cmd {
-    /// `[session].cache_max_entries` may have changed: rebuild to the live value.
-    Resize,
+    /// `[session].cache_max_entries` or `cache_ttl` may have changed: rebuild to the live
+    /// values. A ttl is fixed per entry when it is stored, so only a new cache makes a lowered
+    /// ttl hold for sessions already cached (each is looked up once more).
+    Rebuild,
+}
+
+/// A Duration as a number an atomic can hold (saturating; u64 nanoseconds span 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 struct Inner {
     cache: ArcSwap<SessionMap>,
+    /// The `cache_ttl` the current cache was built under, in [`nanos`].
+    built_ttl: AtomicU64,
     live: LiveSettings,
     keys: KeyHandle,
     whoami_url: String,
@@ -157,8 +166,10 @@ impl SessionCache {
         let capacity = live.snapshot().session.cache_max_entries;
         let (tx, mut rx) = mpsc::channel(4);
         let revocations = Arc::new(Revocations::default());
+        let built_ttl = AtomicU64::new(nanos(live.snapshot().session.cache_ttl));
         let inner = Arc::new(Inner {
             cache: ArcSwap::from_pointee(build_cache(&live, capacity, &revocations)),
+            built_ttl,
             live,
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
@@ -171,18 +182,25 @@ impl SessionCache {
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            while let Some(Cmd::Resize) = rx.recv().await {
+            while let Some(Cmd::Rebuild) = rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
-                // Read the live value here, not the sender's: a request still running on an
-                // older snapshot must not flip the cache back to the old size.
-                let capacity = inner.live.snapshot().session.cache_max_entries;
-                if inner.cache.load().policy().max_capacity() != Some(capacity) {
+                // Read the live values here, not the sender's: a request still running on an
+                // older snapshot must not flip the cache back to the old settings.
+                let live = inner.live.snapshot();
+                let (capacity, ttl) = (live.session.cache_max_entries, live.session.cache_ttl);
+                if inner.cache.load().policy().max_capacity() != Some(capacity)
+                    || inner.built_ttl.load(Ordering::Relaxed) != nanos(ttl)
+                {
                     inner.cache.store(Arc::new(build_cache(
                         &inner.live,
                         capacity,
                         &inner.revocations,
                     )));
-                    log::info!("session cache rebuilt for {capacity} entries");
+                    inner.built_ttl.store(nanos(ttl), Ordering::Relaxed);
+                    log::info!(
+                        "session cache rebuilt for {capacity} entries of at most {}",
+                        humantime::format_duration(ttl)
+                    );
                 }
             }
         });
@@ -205,8 +223,10 @@ impl SessionCache {
             return Auth::NoCredentials;
         };
         let cache = self.0.cache.load_full();
-        if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
-            let _ = self.0.tx.try_send(Cmd::Resize);
+        if cache.policy().max_capacity() != Some(live.session.cache_max_entries)
+            || self.0.built_ttl.load(Ordering::Relaxed) != nanos(live.session.cache_ttl)
+        {
+            let _ = self.0.tx.try_send(Cmd::Rebuild);
         }
         if self.0.degraded.load(Ordering::Relaxed) && cache.get(&creds.key).await.is_none() {
             let since = self.0.epoch.elapsed().as_millis() as u64;
