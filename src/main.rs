@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::ContextKind;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
     match ory_proxy::cli::Cli::try_parse() {
         Ok(cli) => ory_proxy::server::main_with(cli),
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(e) if !e.use_stderr() => {
             // Help and version go to stdout with exit 0, as clap prints them.
             let _ = e.print();
             ExitCode::SUCCESS
@@ -19,7 +19,12 @@ fn main() -> ExitCode {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("ory-proxy: {first} (see ory-proxy --help)");
+            // A typo's nearest flag is the most useful part of clap's tip: keep it.
+            let hint = match e.get(ContextKind::SuggestedArg) {
+                Some(suggested) => format!("did you mean {suggested}? "),
+                None => String::new(),
+            };
+            eprintln!("ory-proxy: {first} ({hint}see ory-proxy --help)");
             ExitCode::from(2)
         }
     }

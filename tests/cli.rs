@@ -258,6 +258,13 @@ fn a_metrics_address_in_use_is_a_runtime_failure_naming_it() {
 fn an_unknown_flag_or_a_bad_value_is_one_line_and_exit_2() {
     let out = run_cli(&["--sdk-url", ORY, "--no-such-flag", APP], &[], &[]);
     assert_one_line(&out, 2, &["--no-such-flag", "--help"]);
+    // A typo keeps clap's suggestion.
+    let out = run_cli(
+        &["--sdk-url", ORY, "--allowed-cors-origin", "x", APP],
+        &[],
+        &[],
+    );
+    assert_one_line(&out, 2, &["did you mean --allowed-cors-origins?"]);
     let out = run_cli(&["--sdk-url", ORY, "--port", "abc", APP], &[], &[]);
     assert_one_line(&out, 2, &["abc", "--port"]);
 }

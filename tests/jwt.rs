@@ -1068,9 +1068,9 @@ async fn a_session_revoked_in_ory_stops_getting_jwts_within_cache_ttl() {
         "still a JWT {:?} after revocation",
         revoked_at.elapsed()
     );
-    // 1 s of cache_ttl, plus generous room for a slow machine; far below the 10 s default.
+    // 1 s of cache_ttl, plus room for a slow machine; below the 10 s default.
     assert!(
-        revoked_at.elapsed() < Duration::from_secs(5),
+        revoked_at.elapsed() < Duration::from_secs(8),
         "took {:?}",
         revoked_at.elapsed()
     );

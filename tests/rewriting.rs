@@ -371,7 +371,8 @@ async fn a_chunked_textual_ory_answer_too_large_to_rewrite_is_passed_on_whole() 
     );
     assert_eq!(res.body.len(), n);
     assert_eq!(sha256_hex(&res.body), sha256_hex(&common::app::pattern(n)));
-    // Below the limit the same kind of answer is still read whole (and would be rewritten).
+    // Below the limit the same kind of answer is still read whole for rewriting: it leaves
+    // with the Content-Length of the (here unchanged) rewritten body.
     let small = get(&proxy.url("/.ory/download?bytes=100000&chunked=1&ct=application/json")).await;
     assert_eq!(small.status, 200);
     assert_eq!(small.body, common::app::pattern(100_000));

@@ -41,6 +41,8 @@ pub enum Entry {
         token: ArcSwapOption<Minted>,
         /// Just before the whoami that found the session was sent (see [`revocations`]).
         looked_up: Instant,
+        /// When that whoami's answer arrived: the age `cache_ttl` limits.
+        answered: Instant,
         /// The logout generation this entry was last checked against.
         revocations_seen: AtomicU64,
     },
@@ -81,21 +83,12 @@ impl Auth {
 type SessionMap = Cache<CredentialKey, Arc<Entry>>;
 
 enum Cmd {
-    /// `[session].cache_max_entries` or `cache_ttl` may have changed: rebuild to the live
-    /// values. A ttl is fixed per entry when it is stored, so only a new cache makes a lowered
-    /// ttl hold for sessions already cached (each is looked up once more).
-    Rebuild,
-}
-
-/// A Duration as a number an atomic can hold (saturating; u64 nanoseconds span 584 years).
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    /// `[session].cache_max_entries` may have changed: rebuild to the live value.
+    Resize,
 }
 
 struct Inner {
     cache: ArcSwap<SessionMap>,
-    /// The `cache_ttl` the current cache was built under, in [`nanos`].
-    built_ttl: AtomicU64,
     live: LiveSettings,
     keys: KeyHandle,
     whoami_url: String,
@@ -166,10 +159,8 @@ impl SessionCache {
         let capacity = live.snapshot().session.cache_max_entries;
         let (tx, mut rx) = mpsc::channel(4);
         let revocations = Arc::new(Revocations::default());
-        let built_ttl = AtomicU64::new(nanos(live.snapshot().session.cache_ttl));
         let inner = Arc::new(Inner {
             cache: ArcSwap::from_pointee(build_cache(&live, capacity, &revocations)),
-            built_ttl,
             live,
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
@@ -182,25 +173,18 @@ impl SessionCache {
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
-            while let Some(Cmd::Rebuild) = rx.recv().await {
+            while let Some(Cmd::Resize) = rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
-                // Read the live values here, not the sender's: a request still running on an
-                // older snapshot must not flip the cache back to the old settings.
-                let live = inner.live.snapshot();
-                let (capacity, ttl) = (live.session.cache_max_entries, live.session.cache_ttl);
-                if inner.cache.load().policy().max_capacity() != Some(capacity)
-                    || inner.built_ttl.load(Ordering::Relaxed) != nanos(ttl)
-                {
+                // Read the live value here, not the sender's: a request still running on an
+                // older snapshot must not flip the cache back to the old size.
+                let capacity = inner.live.snapshot().session.cache_max_entries;
+                if inner.cache.load().policy().max_capacity() != Some(capacity) {
                     inner.cache.store(Arc::new(build_cache(
                         &inner.live,
                         capacity,
                         &inner.revocations,
                     )));
-                    inner.built_ttl.store(nanos(ttl), Ordering::Relaxed);
-                    log::info!(
-                        "session cache rebuilt for {capacity} entries of at most {}",
-                        humantime::format_duration(ttl)
-                    );
+                    log::info!("session cache rebuilt for {capacity} entries");
                 }
             }
         });
@@ -223,10 +207,8 @@ impl SessionCache {
             return Auth::NoCredentials;
         };
         let cache = self.0.cache.load_full();
-        if cache.policy().max_capacity() != Some(live.session.cache_max_entries)
-            || self.0.built_ttl.load(Ordering::Relaxed) != nanos(live.session.cache_ttl)
-        {
-            let _ = self.0.tx.try_send(Cmd::Rebuild);
+        if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
+            let _ = self.0.tx.try_send(Cmd::Resize);
         }
         if self.0.degraded.load(Ordering::Relaxed) && cache.get(&creds.key).await.is_none() {
             let since = self.0.epoch.elapsed().as_millis() as u64;
@@ -238,9 +220,11 @@ impl SessionCache {
             self.0.last_failure_ms.store(since, Ordering::Relaxed);
         }
         // A second round only when the first found a session logged out after its whoami was
-        // sent (see `revocations`); a second such answer is not served either.
+        // sent (see `revocations`), or older than a lowered `cache_ttl`; a second such answer
+        // is not served either.
         let mut fresh = None;
         for _round in 0..2 {
+            let asked = Instant::now();
             let entry = match self.lookup(&cache, &creds, ory).await {
                 Ok(e) => e,
                 Err(e) => {
@@ -255,10 +239,20 @@ impl SessionCache {
             };
             if let Entry::Active {
                 looked_up,
+                answered,
                 revocations_seen,
                 ..
             } = &*entry
             {
+                // An entry's lifetime is fixed when it is stored: one stored under a longer
+                // `cache_ttl` than the live one (a reload lowered it) is looked up again. An
+                // answer that arrived after this round asked is fresh whatever the ttl ("0s").
+                if *answered < asked
+                    && asked.saturating_duration_since(*answered) >= live.session.cache_ttl
+                {
+                    cache.invalidate(&creds.key).await;
+                    continue;
+                }
                 if !self
                     .0
                     .revocations
@@ -329,6 +323,7 @@ impl SessionCache {
                         session,
                         token: ArcSwapOption::empty(),
                         looked_up,
+                        answered: Instant::now(),
                         revocations_seen,
                     },
                     Whoami::Anonymous => Entry::Anonymous,
