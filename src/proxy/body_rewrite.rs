@@ -39,7 +39,8 @@ impl Encoding {
     }
 }
 
-/// Whether a `Content-Type` is text the browser will read URLs from.
+/// Whether a `Content-Type` is text the browser will read URLs from. Not an event stream:
+/// rewriting reads the whole body first, and a stream has no end to wait for.
 pub fn is_textual(content_type: &str) -> bool {
     let mime = content_type
         .split(';')
@@ -47,7 +48,7 @@ pub fn is_textual(content_type: &str) -> bool {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    mime.starts_with("text/")
+    (mime.starts_with("text/") && mime != "text/event-stream")
         || mime == "application/json"
         || mime.ends_with("+json")
         || mime == "application/javascript"
@@ -269,7 +270,12 @@ mod tests {
         ] {
             assert!(is_textual(t), "{t}");
         }
-        for t in ["image/png", "application/octet-stream", "font/woff2"] {
+        for t in [
+            "image/png",
+            "application/octet-stream",
+            "font/woff2",
+            "text/event-stream",
+        ] {
             assert!(!is_textual(t), "{t}");
         }
         assert_eq!(Encoding::from_header(Some("br")), None);

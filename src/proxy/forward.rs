@@ -268,7 +268,13 @@ where
     }
     Ok(Whole(match pieces.len() {
         1 => pieces.remove(0),
-        _ => pieces.concat().into(),
+        _ => {
+            let mut whole = bytes::BytesMut::with_capacity(total);
+            for piece in pieces {
+                whole.extend_from_slice(&piece);
+            }
+            whole.freeze()
+        }
     }))
 }
 
