@@ -375,3 +375,13 @@ fn every_documented_environment_variable_takes_effect() {
     );
     assert!(out.stdout.contains("port = 4888"), "{}", out.stdout);
 }
+
+#[test]
+fn the_go_clis_json_config_given_to_c_gets_a_clear_error() {
+    let out = run_cli(
+        &["-c", "ory-cloud.json", "--sdk-url", ORY, APP],
+        &[],
+        &[("ory-cloud.json", "{\"version\":\"v0alpha0\"}")],
+    );
+    assert_one_line(&out, 2, &["ory-cloud.json", "proxy.toml", "JSON"]);
+}

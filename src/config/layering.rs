@@ -206,6 +206,17 @@ pub fn config_path(cli: &Cli, env: &EnvLookup) -> Option<(PathBuf, bool)> {
 
 /// Reads and parses the file (stage one). `Ok(None)` when there is no file to read.
 pub fn read_file(path: &Path, required: bool) -> Result<Option<(FileConfig, String)>, ConfigError> {
+    // `ory proxy -c` names the Go CLI's own JSON config (~/.ory-cloud.json); a command line
+    // copied from it would otherwise end in a TOML syntax error about a JSON file.
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return Err(ConfigError::Rule(format!(
+            "-c {}: ory-proxy's -c names a proxy.toml, not the Ory CLI's JSON config (drop it; --project or --sdk-url says where Ory is)",
+            path.display()
+        )));
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some((file::parse(path, &text)?, text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
