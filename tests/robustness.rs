@@ -265,3 +265,63 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
 async fn sigint_is_graceful_too() {
     signal_lets_an_in_flight_request_finish_then_exits_0("INT").await;
 }
+
+/// A proxy with one request stuck in flight: the app sent the first chunk and holds the rest
+/// behind a gate that is never opened (the fake gives up after 30 s).
+async fn stuck_in_flight(
+    gate: &str,
+) -> (
+    FakeApp,
+    Proxy,
+    awc::ClientResponse<impl futures_util::Stream>,
+) {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).start();
+    let mut res = client()
+        .get(proxy.url(&format!("/download?bytes={}&gate={gate}", 4 * CHUNK)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    read_at_least(&mut res, CHUNK, "first chunk").await;
+    (app, proxy, res)
+}
+
+#[actix_web::test]
+async fn a_second_signal_stops_at_once() {
+    let (_app, mut proxy, _res) = stuck_in_flight("twice").await;
+    proxy.signal("TERM");
+    // Wait until the first signal took effect (no more accepting), then send the second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.signal("TERM");
+    // Well inside the 10 s grace the first signal granted the stuck request.
+    let status = proxy
+        .wait_exit(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running after a second SIGTERM:\n{}", proxy.logs()));
+    // Not a clean exit: a supervisor should see that requests were cut.
+    assert_eq!(status.code(), Some(143), "{}", proxy.logs());
+}
+
+#[actix_web::test]
+async fn a_request_that_never_ends_delays_shutdown_by_the_grace_only() {
+    let (_app, mut proxy, _res) = stuck_in_flight("never").await;
+    let signalled = Instant::now();
+    proxy.signal("TERM");
+    let status = proxy
+        .wait_exit(Duration::from_secs(25))
+        .unwrap_or_else(|| panic!("no exit 25 s after SIGTERM:\n{}", proxy.logs()));
+    // The grace is 10 s: not cut short while the request could still finish, and not exceeded
+    // (the app would hold it for 30 s).
+    let took = signalled.elapsed();
+    assert!(took >= Duration::from_secs(9), "exited after {took:?}");
+    assert!(took < Duration::from_secs(20), "exited after {took:?}");
+    assert!(status.code().is_some(), "killed by a signal: {status:?}");
+}

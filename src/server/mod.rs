@@ -361,8 +361,16 @@ impl Proxy {
                         SHUTDOWN_GRACE.as_secs()
                     );
                     let graceful = actix_web::rt::spawn(handle.stop(true));
-                    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {}, _ = graceful => return }
-                    handle.stop(false).await;
+                    // actix-server handles one stop command at a time, so a forced stop sent
+                    // now would only run after the graceful one: the second signal exits
+                    // directly, with the shell's code for death by that signal.
+                    let code = tokio::select! {
+                        _ = int.recv() => 128 + 2,
+                        _ = term.recv() => 128 + 15,
+                        _ = graceful => return,
+                    };
+                    log::warn!("second signal: stopping now, requests in flight are cut");
+                    std::process::exit(code);
                 });
             }
         }
