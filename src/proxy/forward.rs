@@ -152,6 +152,23 @@ pub async fn forward(
             (res, None)
         }
     };
+    if res.status().is_informational() {
+        // Upgrades went to `websocket::relay`, so this is an interim answer (103 Early Hints,
+        // an unasked-for 100) that awc took for the final one: the final answer cannot be
+        // had. (tests/hostile_inputs.rs checks that it never reaches the next request either.)
+        log::warn!(
+            "{} sent an interim {} answer, which the proxy cannot pass on; answering 502",
+            routed.upstream.as_str(),
+            res.status().as_u16()
+        );
+        return Err(ProxyError::BadAnswer {
+            upstream: routed.upstream,
+            detail: format!(
+                "an interim {} answer in place of a final one (is the app sending 103 Early Hints?)",
+                res.status().as_u16()
+            ),
+        });
+    }
     if let (Some(sessions), Upstream::Ory) = (&state.sessions, routed.upstream) {
         sessions
             .observe_ory_answer(
@@ -180,9 +197,12 @@ pub async fn forward(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    // With Transfer-Encoding as well, the body was decoded as chunked and the length is a
+    // lie (RFC 9112 §6.3): it must not frame the answer.
     let length = res
         .headers()
         .get(header::CONTENT_LENGTH)
+        .filter(|_| !res.headers().contains_key(header::TRANSFER_ENCODING))
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
 
@@ -214,7 +234,7 @@ pub async fn forward(
         );
         let fits = length.is_none_or(|n| n <= MAX_REWRITE_BODY as u64);
         if let (true, Some(enc), true) = (textual, encoding, fits) {
-            let body = match read_up_to(&mut res, MAX_REWRITE_BODY).await? {
+            let body = match read_up_to(&mut res, MAX_REWRITE_BODY, length).await? {
                 Whole(body) => body,
                 // Chunked and larger than anything worth rewriting: passed on as it is, like a
                 // large answer that declared its length, rather than refused.
@@ -248,8 +268,13 @@ enum Read {
 }
 use Read::{TooLarge, Whole};
 
-/// Reads `res`'s body while it stays within `limit` bytes.
-async fn read_up_to<S>(res: &mut awc::ClientResponse<S>, limit: usize) -> Result<Read, ProxyError>
+/// Reads `res`'s body while it stays within `limit` bytes. A body that ends short of its
+/// declared `length` is an error: the rewritten answer would otherwise look complete.
+async fn read_up_to<S>(
+    res: &mut awc::ClientResponse<S>,
+    limit: usize,
+    length: Option<u64>,
+) -> Result<Read, ProxyError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, actix_http::error::PayloadError>> + Unpin,
 {
@@ -265,6 +290,12 @@ where
         if total > limit {
             return Ok(TooLarge(pieces));
         }
+    }
+    if let Some(n) = length.filter(|&n| n != total as u64) {
+        return Err(ProxyError::BadAnswer {
+            upstream: Upstream::Ory,
+            detail: format!("the body ended after {total} of its {n} bytes"),
+        });
     }
     Ok(Whole(match pieces.len() {
         1 => pieces.remove(0),

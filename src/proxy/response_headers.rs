@@ -49,8 +49,9 @@ pub fn copy_response_headers(
             continue;
         }
         if *name == header::SET_COOKIE {
-            let rewritten = value
-                .to_str()
+            // UTF-8 rather than `to_str`: a non-ASCII byte (an accented `return_to`, a cookie
+            // comment) must not exempt the value from rewriting.
+            let rewritten = std::str::from_utf8(value.as_bytes())
                 .ok()
                 .and_then(|v| cookie_rewrite::rewrite(v, &cookie_ctx))
                 .and_then(|v| HeaderValue::from_str(&v).ok());
@@ -81,7 +82,7 @@ pub fn copy_response_headers(
 }
 
 fn rewrite_location(value: &HeaderValue, ctx: &LocationContext<'_>, live: &Live) -> HeaderValue {
-    let Ok(loc) = value.to_str() else {
+    let Ok(loc) = std::str::from_utf8(value.as_bytes()) else {
         return value.clone();
     };
     let rewritten = location_rewrite::rewrite(loc, ctx);
