@@ -19,6 +19,8 @@ const HOP_BY_HOP: [header::HeaderName; 3] = [
     header::CONTENT_LENGTH,
 ];
 
+/// The same settings as `ory_proxy::proxy::upstream_client::build`, written out here: calling
+/// it would link ory-proxy's TLS setup into a floor that speaks plain HTTP only.
 fn client() -> awc::Client {
     let tcp =
         TcpConnector::default()

@@ -256,51 +256,49 @@ impl Metrics {
             )?;
         }
 
-        writeln!(out, "# HELP ory_proxy_app_auth_total App-bound requests by what they carried to the app (JWT on).")?;
-        writeln!(out, "# TYPE ory_proxy_app_auth_total counter")?;
-        for o in AuthOutcome::ALL {
-            writeln!(
-                out,
-                "ory_proxy_app_auth_total{{auth=\"{}\"}} {}",
-                o.label(),
-                self.auth[o as usize].load(Relaxed)
-            )?;
-        }
-
-        writeln!(
+        let load = |c: &AtomicU64| c.load(Relaxed);
+        counter_family(
             out,
-            "# HELP ory_proxy_whoami_total Session lookups sent to Ory (cache misses), by outcome."
+            "ory_proxy_app_auth_total",
+            "App-bound requests by what they carried to the app (JWT on).",
+            "auth",
+            AuthOutcome::ALL.map(|o| (o.label(), load(&self.auth[o as usize]))),
         )?;
-        writeln!(out, "# TYPE ory_proxy_whoami_total counter")?;
-        for o in WhoamiOutcome::ALL {
-            writeln!(
-                out,
-                "ory_proxy_whoami_total{{outcome=\"{}\"}} {}",
-                o.label(),
-                self.whoami[o as usize].load(Relaxed)
-            )?;
-        }
-
+        counter_family(
+            out,
+            "ory_proxy_whoami_total",
+            "Session lookups sent to Ory (cache misses), by outcome.",
+            "outcome",
+            WhoamiOutcome::ALL.map(|o| (o.label(), load(&self.whoami[o as usize]))),
+        )?;
         writeln!(out, "# HELP ory_proxy_jwt_minted_total JWTs signed (a cached token that is still fresh is reused, not counted).")?;
         writeln!(out, "# TYPE ory_proxy_jwt_minted_total counter")?;
-        writeln!(
+        writeln!(out, "ory_proxy_jwt_minted_total {}", load(&self.minted))?;
+        counter_family(
             out,
-            "ory_proxy_jwt_minted_total {}",
-            self.minted.load(Relaxed)
+            "ory_proxy_config_reloads_total",
+            "Reloads of proxy.toml after start-up (its content changed, or SIGHUP), by outcome.",
+            "result",
+            ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
         )?;
-
-        writeln!(out, "# HELP ory_proxy_config_reloads_total Readings of proxy.toml after start-up, by outcome.")?;
-        writeln!(out, "# TYPE ory_proxy_config_reloads_total counter")?;
-        for o in ReloadOutcome::ALL {
-            writeln!(
-                out,
-                "ory_proxy_config_reloads_total{{result=\"{}\"}} {}",
-                o.label(),
-                self.reloads[o as usize].load(Relaxed)
-            )?;
-        }
         Ok(())
     }
+}
+
+/// A counter family with one label: its HELP and TYPE lines, then one sample per value.
+fn counter_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'static str, u64)>,
+) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} counter")?;
+    for (value, n) in samples {
+        writeln!(out, "{name}{{{label}=\"{value}\"}} {n}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

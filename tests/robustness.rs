@@ -219,6 +219,19 @@ async fn garbage_bytes_and_huge_headers_are_refused_and_serving_goes_on() {
     assert!(proxy.is_running());
 }
 
+/// Shutdown has begun once the proxy stops accepting new connections.
+fn wait_until_not_accepting(proxy: &Proxy, signal: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 10 s after SIG{signal}:\n{}",
+            proxy.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 async fn signal_lets_an_in_flight_request_finish_then_exits_0(signal: &str) {
     let app = FakeApp::start();
     let mut proxy = Proxy::to(&app.url()).start();
@@ -233,16 +246,7 @@ async fn signal_lets_an_in_flight_request_finish_then_exits_0(signal: &str) {
     let mut got = read_at_least(&mut res, CHUNK, "first chunk").await;
 
     proxy.signal(signal);
-    // Shutdown has begun once the proxy stops accepting new connections.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "still accepting 10 s after SIG{signal}:\n{}",
-            proxy.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_not_accepting(&proxy, signal);
     assert!(proxy.is_running(), "exited with a request in flight");
 
     app.open_gate(signal);
@@ -291,16 +295,8 @@ async fn stuck_in_flight(
 async fn a_second_signal_stops_at_once() {
     let (_app, mut proxy, _res) = stuck_in_flight("twice").await;
     proxy.signal("TERM");
-    // Wait until the first signal took effect (no more accepting), then send the second.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&proxy.addr(), Duration::from_secs(1)).is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "still accepting:\n{}",
-            proxy.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The first signal took effect; now the second.
+    wait_until_not_accepting(&proxy, "TERM");
     proxy.signal("TERM");
     // Well inside the 10 s grace the first signal granted the stuck request.
     let status = proxy
