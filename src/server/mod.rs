@@ -99,9 +99,9 @@ fn answerer(req: &ServiceRequest) -> Answerer {
     }
 }
 
-/// The layer in front of every route: the access line around the CORS layer, and `--dev`'s
-/// error pages. One `from_fn` layer rather than several, as each costs two boxed futures per
-/// request.
+/// The layer in front of every route: the metrics listener's answers, then, around the CORS
+/// layer, the access line and the request counters, and `--dev`'s error pages. One `from_fn`
+/// layer rather than several, as each costs two boxed futures per request.
 async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
