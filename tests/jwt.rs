@@ -1269,3 +1269,21 @@ async fn a_lowered_cache_ttl_holds_for_sessions_already_cached() {
         tokio::time::sleep(POLL_EVERY).await;
     }
 }
+
+#[actix_web::test]
+async fn a_whoami_body_that_never_finishes_costs_a_request_the_timeout_only() {
+    let ory = default_emulator();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
+    let s = ory.create_session("stalled@example.org");
+    // Ory's head arrives at once, its body a byte a second for a minute.
+    ory.set_whoami_trickle(true);
+    let asked = Instant::now();
+    let e = echo_via(&proxy, "/stalled", &[("cookie", &s.cookie)]).await;
+    let took = asked.elapsed();
+    assert_anonymous(&e, "whoami never finished");
+    // The whole whoami, body included, is bounded by its 5 s timeout: not the minute the body
+    // would take (a head-only timeout would have waited for all of it).
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    wait_log(&proxy, "cannot check sessions with Ory", 1).await;
+}

@@ -163,6 +163,12 @@ impl Emulator {
         self.ctx.store.set_whoami_failure(status);
     }
 
+    /// `true`: whoami sends its head at once, then a byte of body per second for a minute, like
+    /// an Ory stalled behind a slow link; `false`: normal.
+    pub fn set_whoami_trickle(&self, on: bool) {
+        self.ctx.store.set_whoami_trickle(on);
+    }
+
     /// Stops the server (without waiting for open connections) and joins its thread.
     pub fn stop(mut self) {
         self.shutdown();

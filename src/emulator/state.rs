@@ -149,6 +149,7 @@ pub(crate) struct Store {
     whoami_calls: AtomicU64,
     whoami_delay_nanos: AtomicU64,
     whoami_failure: Mutex<Option<u16>>,
+    whoami_trickle: std::sync::atomic::AtomicBool,
 }
 
 /// A poisoned lock only means a panic elsewhere; the tables are still usable, and the emulator
@@ -176,6 +177,7 @@ impl Store {
             whoami_calls: AtomicU64::new(0),
             whoami_delay_nanos: AtomicU64::new(duration_nanos(whoami_delay)),
             whoami_failure: Mutex::new(None),
+            whoami_trickle: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -222,6 +224,14 @@ impl Store {
 
     pub fn set_whoami_failure(&self, status: Option<u16>) {
         *lock(&self.whoami_failure) = status;
+    }
+
+    pub fn whoami_trickle(&self) -> bool {
+        self.whoami_trickle.load(Ordering::Relaxed)
+    }
+
+    pub fn set_whoami_trickle(&self, on: bool) {
+        self.whoami_trickle.store(on, Ordering::Relaxed);
     }
 
     // ---- identities ----

@@ -44,7 +44,28 @@ pub(crate) async fn whoami(
     if !delay.is_zero() {
         actix_rt::time::sleep(delay).await;
     }
+    if ctx.store.whoami_trickle() {
+        return Ok(trickle());
+    }
     answer
+}
+
+/// A 200 whose body never quite arrives: JSON whitespace, a byte a second, for a minute.
+fn trickle() -> HttpResponse {
+    let body = futures_util::stream::unfold(0u32, |sent| async move {
+        if sent > 0 {
+            actix_rt::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        (sent < 60).then(|| {
+            (
+                Ok::<_, actix_web::Error>(bytes::Bytes::from_static(b" ")),
+                sent + 1,
+            )
+        })
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .streaming(body)
 }
 
 fn answer(ctx: &Ctx, req: &HttpRequest) -> Result<HttpResponse, EmulatorError> {
