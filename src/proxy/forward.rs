@@ -193,8 +193,8 @@ pub async fn forward(
     copy_response_headers(res.headers(), &mut builder, &rctx);
 
     let status = res.status();
+    // (1xx answers were refused above.)
     let no_body = req.method() == Method::HEAD
-        || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     // With Transfer-Encoding as well, the body was decoded as chunked and the length is a
