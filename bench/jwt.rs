@@ -18,9 +18,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use clap::Parser as _;
 use criterion::{criterion_group, criterion_main, Criterion};
 
+use ory_emulator::{Emulator, EmulatorConfig};
 use ory_proxy::cli::Cli;
 use ory_proxy::config::{Live, LiveSettings, Loader};
-use ory_proxy::emulator::{Emulator, EmulatorConfig};
 use ory_proxy::keys::KeyHandle;
 use ory_proxy::sessions::whoami::{self, Whoami};
 use ory_proxy::sessions::{credentials, mint, Auth, SessionCache};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ory_proxy::emulator::{Emulator, EmulatorConfig, DEMO_EMAIL};
+use ory_emulator::{Emulator, EmulatorConfig, DEMO_EMAIL};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -2,12 +2,12 @@
 //! emulator instead of an Ory account — nothing to install, no network.
 //!
 //! Open the printed URL, sign in with the printed credentials, and the app shows the claims of
-//! the JWT the proxy sent it (the app's code is `src/emulator/demo_app/`). Ctrl-C stops all
-//! three pieces.
+//! the JWT the proxy sent it (the app's code is `crates/ory-emulator/src/demo_app/`). Ctrl-C
+//! stops all three pieces.
 
 use clap::Parser;
-use ory_proxy::emulator::demo_app::{DemoOptions, DemoStack};
-use ory_proxy::emulator::{DEMO_EMAIL, DEMO_PASSWORD};
+use ory_emulator::demo_app::{DemoOptions, DemoStack};
+use ory_emulator::{DEMO_EMAIL, DEMO_PASSWORD};
 
 /// The demo's flags: only where to listen.
 #[derive(Parser)]

@@ -4,11 +4,12 @@
 //! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache;
 //! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
-//! [`metrics`] is a leaf every layer may count into.
+//! [`metrics`] is a leaf every layer may count into; [`html`] a leaf escaper for the pages the
+//! proxy writes itself.
 
 pub mod cli;
 pub mod config;
-pub mod emulator;
+pub mod html;
 pub mod keys;
 pub mod metrics;
 pub mod proxy;

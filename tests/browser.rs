@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
-use ory_proxy::emulator::demo_app::{DemoOptions, DemoStack};
-use ory_proxy::emulator::{DEMO_EMAIL, DEMO_PASSWORD};
+use ory_emulator::demo_app::{DemoOptions, DemoStack};
+use ory_emulator::{DEMO_EMAIL, DEMO_PASSWORD};
 use serde_json::{json, Value};
 
 /// How long one page may take to show what a step waits for.

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use awc::http::StatusCode;
-use ory_proxy::emulator::demo_app::{DemoOptions, DemoStack};
-use ory_proxy::emulator::{DEMO_EMAIL, DEMO_PASSWORD};
+use ory_emulator::demo_app::{DemoOptions, DemoStack};
+use ory_emulator::{DEMO_EMAIL, DEMO_PASSWORD};
 
 /// A client that shows redirects instead of following them.
 fn client() -> awc::Client {

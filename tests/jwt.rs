@@ -15,7 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use common::{client, echo_via, get, get_echo, get_with, Echo, FakeApp, Proxy, NO_ORY};
-use ory_proxy::emulator::{Emulator, EmulatorConfig, TestSession};
+use ory_emulator::{Emulator, EmulatorConfig, TestSession};
 
 // ---- helpers ----
 

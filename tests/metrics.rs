@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{get, get_with, raw_get, within, FakeApp, Proxy, NO_ORY};
-use ory_proxy::emulator::{Emulator, EmulatorConfig};
+use ory_emulator::{Emulator, EmulatorConfig};
 
 /// Generous bound for anything the tests poll for.
 const POLL_DEADLINE: Duration = Duration::from_secs(30);

@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Read as _;
 
-use ory_proxy::emulator::{Emulator, EmulatorConfig, DEMO_EMAIL, DEMO_PASSWORD};
+use ory_emulator::{Emulator, EmulatorConfig, DEMO_EMAIL, DEMO_PASSWORD};
 
 use common::{answer, client, get_with, header_all, send, FakeApp, Proxy};
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use ory_proxy::emulator::{Emulator, EmulatorConfig};
+use ory_emulator::{Emulator, EmulatorConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,

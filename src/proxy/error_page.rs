@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 
 use super::error::{ProxyError, Upstream};
 use crate::config::Fixed;
+use crate::html::escape;
 
 /// Whether the client asked for HTML (a browser navigating), not JSON.
 pub fn wants_html(headers: &HeaderMap) -> bool {
@@ -73,21 +74,6 @@ fn hint(err: &ProxyError, fixed: &Fixed) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,13 +90,5 @@ mod tests {
         assert!(wants_html(&h));
         h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         assert!(!wants_html(&h));
-    }
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

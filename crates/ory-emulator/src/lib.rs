@@ -1,5 +1,7 @@
-//! A local Ory (Kratos public API) emulator for the integration tests, the demo and the
-//! benchmarks. Not used by the proxy itself.
+//! A local Ory (Kratos public API) emulator for ory-proxy's integration tests, demo and
+//! benchmarks. A crate of its own: the proxy does not depend on it (only its tests, examples and
+//! benches do). It uses the proxy's library for [`demo_app::DemoStack`], which starts the proxy,
+//! and for the proxy's HTML escaper.
 //!
 //! It speaks the part of the Kratos public API a proxy user touches — `/sessions/whoami`, the
 //! browser login, registration and logout flows, `/health/*` — with the JSON shapes of Kratos'
@@ -8,7 +10,7 @@
 //! of it has to rewrite them for real.
 //!
 //! ```no_run
-//! use ory_proxy::emulator::{Emulator, EmulatorConfig};
+//! use ory_emulator::{Emulator, EmulatorConfig};
 //! let ory = Emulator::start(EmulatorConfig::default()).unwrap();
 //! let session = ory.create_session("someone@example.org");
 //! println!("curl -H 'Cookie: {}' {}/sessions/whoami", session.cookie, ory.url());

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::emulator::ui::esc;
+use ory_proxy::html::escape as esc;
 
 fn layout(body: &str) -> String {
     format!(

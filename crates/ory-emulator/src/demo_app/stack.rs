@@ -8,11 +8,12 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use tokio::task::JoinHandle;
 
+use ory_proxy::cli::Cli;
+use ory_proxy::config::Loader;
+use ory_proxy::server::{Proxy, StartError};
+
 use super::AppConfig;
-use crate::cli::Cli;
-use crate::config::Loader;
-use crate::emulator::{Emulator, EmulatorConfig};
-use crate::server::{Proxy, StartError};
+use crate::{Emulator, EmulatorConfig};
 
 /// Where the demo listens.
 #[derive(Debug, Clone, Default)]

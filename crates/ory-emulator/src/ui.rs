@@ -12,22 +12,7 @@ use super::logout;
 use super::model;
 use super::respond;
 use super::state::{Flow, FlowKind, UiText};
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use ory_proxy::html::escape as esc;
 
 fn message_html(m: &UiText) -> String {
     format!(

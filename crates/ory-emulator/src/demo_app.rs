@@ -1,5 +1,5 @@
 //! The demo: a small web app behind the proxy, as a real app would be written, and
-//! [`DemoStack`], which runs it with the [emulator](super) and the proxy in one process. Used by
+//! [`DemoStack`], which runs it with the [emulator](crate) and the proxy in one process. Used by
 //! `cargo run --example demo` and by the demo and browser tests, so they cannot drift apart.
 //!
 //! The app has one page, `/`. The proxy sends it `Authorization: Bearer <JWT>` when the visitor

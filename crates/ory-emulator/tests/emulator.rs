@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use ory_proxy::emulator::{Emulator, EmulatorConfig, DEMO_EMAIL, DEMO_PASSWORD};
+use ory_emulator::{Emulator, EmulatorConfig, DEMO_EMAIL, DEMO_PASSWORD};
 use serde_json::{json, Value};
 
 // ---------- helpers ----------
