@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the session → JWT path (SPEC §6):
+//! Micro-benchmarks of the session → JWT path (docs/behaviour.md, "Sessions and the JWT"):
 //!
 //! - `authorize/cache_hit`: `SessionCache::authorize` for credentials already cached with a
 //!   reusable token: what every authenticated request pays after the first.

@@ -1,4 +1,4 @@
-//! Command-line flags, exactly as SPEC §2 names them.
+//! Command-line flags, named as the Go `ory proxy` names them (README, "Flags").
 //!
 //! clap only parses here: no flag carries a default, so an absent flag is `None`/`false` and
 //! the layering in [`crate::config`] can tell "not given" from "given". Environment variables

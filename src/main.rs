@@ -14,8 +14,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            // SPEC §2: one clear line on stderr, exit 2. clap's own rendering adds a tip, the
-            // usage and a pointer to --help on further lines.
+            // One clear line on stderr, exit 2 (README, "Flags"). clap's own rendering adds a tip,
+            // the usage and a pointer to --help on further lines.
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);

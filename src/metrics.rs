@@ -1,5 +1,6 @@
-//! The proxy's counters about itself and their Prometheus text rendering, served at
-//! `/.ory/proxy/metrics` (SPEC §1 "health and metrics").
+//! The proxy's counters about itself and their Prometheus text rendering, served at `/metrics`
+//! on the metrics listener of its own (`--metrics-listen`, README "Metrics"), never on the
+//! proxy's public port.
 //!
 //! A leaf module: the components that count (the request edge, the session actor, the watcher)
 //! hold an `Arc<Metrics>` and map their own outcomes onto the small enums here, so nothing in

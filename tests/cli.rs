@@ -1,5 +1,5 @@
-//! SPEC §2: every bad input ends with exit code 2 (usage) or 1 (runtime) and one clear line on
-//! stderr; `--check-config` prints the effective configuration.
+//! The command line (README, "Flags"): every bad input ends with exit code 2 (usage) or 1 (runtime)
+//! and one clear line on stderr; `--check-config` prints the effective configuration.
 
 mod common;
 

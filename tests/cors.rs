@@ -1,6 +1,6 @@
-//! SPEC §5.6: CORS. Allowed origins are echoed with credentials (never `*`); a refusal is the
-//! absence of `Access-Control-Allow-Origin`; preflights are the proxy's, always 204; the
-//! upstream's own CORS headers never double the proxy's.
+//! CORS (docs/behaviour.md, "CORS"). Allowed origins are echoed with credentials (never `*`); a
+//! refusal is the absence of `Access-Control-Allow-Origin`; preflights are the proxy's, always 204;
+//! the upstream's own CORS headers never double the proxy's.
 
 mod common;
 

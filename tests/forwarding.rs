@@ -1,5 +1,6 @@
-//! SPEC §4/§5.1 on the application route: raw paths, streaming bodies both ways, WebSockets,
-//! hop-by-hop and forwarding headers, Host, and answers without a body.
+//! The application route (docs/behaviour.md, "Routing" to "Request bodies"): raw paths, streaming
+//! bodies both ways, WebSockets, hop-by-hop and forwarding headers, Host, and answers without a
+//! body.
 
 mod common;
 

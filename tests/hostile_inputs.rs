@@ -1,4 +1,4 @@
-//! Hostile and broken input, black box (SPEC §4, §5.1–§5.5, §7): odd request targets, missing
+//! Hostile and broken input, black box (docs/behaviour.md throughout): odd request targets, missing
 //! or doubled `Host`, request smuggling attempts, `Expect: 100-continue`, odd paths and cookies,
 //! pipelining; and upstreams that answer with 1xx heads, truncated or doubly framed bodies,
 //! non-ASCII header values and bodies that lie about their encoding.
@@ -370,8 +370,8 @@ async fn expect_100_continue_upload_goes_through() {
     assert_still_serving(&mut proxy).await;
 }
 
-/// Broken percent-encoding is passed on byte for byte (SPEC §4) or refused with a 400; a 16 KiB
-/// path reaches the app intact or gets a 4xx; neither crashes anything.
+/// Broken percent-encoding is passed on byte for byte (the raw target) or refused with a 400; a 16
+/// KiB path reaches the app intact or gets a 4xx; neither crashes anything.
 #[actix_web::test]
 async fn bad_percent_encoding_and_huge_paths() {
     let app = FakeApp::start();
@@ -650,7 +650,7 @@ async fn truncated_upstream_bodies_are_not_passed_off_as_complete() {
     // From Ory, textual (so buffered for rewriting): a 502.
     // Was: a `200` with body `{"a":` and a fresh `Content-Length: 5`: the early EOF was taken
     // as the end of the body, and the rewrite re-framed the fragment as a complete answer
-    // (SPEC §5.1: a bad upstream answer is a 502).
+    // (a bad upstream answer is a 502).
     let short_json = raw_upstream(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
     );
@@ -753,8 +753,8 @@ async fn upstream_answer_framed_two_ways() {
     proxy.assert_alive();
 }
 
-/// Odd `Location` and `Set-Cookie` values from Ory and from the app: non-ASCII bytes do not
-/// stop the §5.2/§5.3 rewrites; protocol-relative and look-alike origins are not turned into
+/// Odd `Location` and `Set-Cookie` values from Ory and from the app: non-ASCII bytes do not stop
+/// the cookie and redirect rewrites; protocol-relative and look-alike origins are not turned into
 /// redirects to the publish origin's neighbours; a huge Location neither crashes nor is mangled.
 #[actix_web::test]
 async fn odd_location_and_set_cookie_values() {
@@ -791,7 +791,7 @@ async fn odd_location_and_set_cookie_values() {
         && got_cookie.contains("SameSite=Lax");
     let non_ascii_ok = got_loc == want_loc && cookie_ok;
 
-    // Protocol-relative and look-alike origins from the app: left alone (other hosts, §5.3),
+    // Protocol-relative and look-alike origins from the app: left alone (other hosts),
     // never rewritten onto the publish origin.
     let app_url = app.url();
     for odd in [
@@ -824,8 +824,8 @@ async fn odd_location_and_set_cookie_values() {
     assert_still_serving(&mut proxy).await;
 
     // Was: a header value with a non-ASCII byte failed `HeaderValue::to_str` and passed on
-    // unrewritten: the browser was sent straight to Ory's own origin (SPEC §5.3), and the
-    // session cookie kept Ory's Domain and a Secure flag it cannot use on http (SPEC §5.2).
+    // unrewritten: the browser was sent straight to Ory's own origin, and the
+    // session cookie kept Ory's Domain and a Secure flag it cannot use on http.
     assert!(
         non_ascii_ok,
         "Location {got_loc:?} (want {want_loc:?}); Set-Cookie {got_cookie:?}"

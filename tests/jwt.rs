@@ -1,5 +1,6 @@
-//! SPEC §6 end to end: the session → JWT issue's "prove it" list. Every token is checked the way
-//! an app would check it: with a decoder built only from the JWKS the proxy serves.
+//! Sessions and the JWT end to end (docs/behaviour.md, "Sessions and the JWT"; README, "How the app
+//! verifies the JWT"). Every token is checked the way an app would check it: with a decoder built
+//! only from the JWKS the proxy serves.
 //!
 //! The fake Ory is the crate's emulator; the app is the shared fake app, whose echo shows the
 //! exact request head the proxy sent it.
@@ -576,7 +577,7 @@ async fn fifty_sequential_requests_of_one_session_make_at_most_two_lookups() {
     }
     assert!(ory.whoami_calls() <= 2, "{} calls", ory.whoami_calls());
     assert!(ory.whoami_calls() >= 1);
-    // A token is reused while half its lifetime remains (SPEC §6).
+    // A token is reused while half its lifetime remains.
     assert!(tokens.len() <= 2, "{} distinct tokens", tokens.len());
     for t in &tokens {
         let c = verify(t, &set, ory.url()).unwrap();
@@ -675,7 +676,7 @@ async fn api_logout(proxy: &Proxy, token: &str) -> u16 {
 
 /// A native app logs out with `DELETE /self-service/logout/api`, naming its session token in the
 /// body rather than a header: the token's cached session goes at once, whether the token was
-/// sent as `X-Session-Token` or as a bearer token (SPEC §6), and only when Ory confirms.
+/// sent as `X-Session-Token` or as a bearer token, and only when Ory confirms.
 #[actix_web::test]
 async fn api_logout_through_the_proxy_drops_the_token_at_once() {
     let ory = default_emulator();
@@ -977,7 +978,7 @@ async fn no_jwt_means_no_lookup_no_authorization_and_no_jwks() {
         assert_anonymous(&e, "--no-jwt");
     }
     // The proxy adds nothing and, like the Go proxy with --no-jwt, leaves a client's own
-    // Authorization alone (research §6: "--no-jwt never touch[es] Authorization").
+    // Authorization alone: with --no-jwt the proxy vouches for nothing.
     let e = echo_via(&proxy, "/echo", &[("authorization", "Bearer client-value")]).await;
     assert_eq!(e.all("authorization"), ["Bearer client-value"]);
     for path in ["/.ory/jwks.json", "/.ory/proxy/jwks.json"] {
@@ -1174,7 +1175,7 @@ async fn the_banner_names_what_a_user_needs_to_start() {
     );
     assert!(jwt.contains(&format!("{publish}/.ory/jwks.json")), "{jwt}");
     assert!(line("  config ").contains("none"), "{logs}");
-    // How to allow more CORS origins (SPEC §5.6).
+    // How to allow more CORS origins.
     assert!(line("  cors ").contains("--allowed-cors-origins"), "{logs}");
 }
 

@@ -1,4 +1,4 @@
-//! Metrics (SPEC §1 "health and metrics"), end to end: the real binary with
+//! Metrics (README, "Metrics"), end to end: the real binary with
 //! `--metrics-listen 127.0.0.1:0`, the Ory emulator and the fake app. Each test does known
 //! things through the proxy, then scrapes the metrics listener as Prometheus would and checks
 //! the counters say exactly that.

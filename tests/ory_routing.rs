@@ -1,6 +1,6 @@
-//! SPEC §4 and the Ory half of §5.1: which upstream a path goes to, the `/.ory` prefix, the
-//! proxy's own health routes, and the `Ory-*` control headers. A second fake app plays Ory
-//! here so that every byte Ory receives can be inspected.
+//! Routing and the Ory half of the request rules (docs/behaviour.md): which upstream a path goes
+//! to, the `/.ory` prefix, the proxy's own health routes, and the `Ory-*` control headers. A second
+//! fake app plays Ory here so that every byte Ory receives can be inspected.
 
 mod common;
 

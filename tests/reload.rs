@@ -1,6 +1,6 @@
-//! Hot reload of `proxy.toml` (SPEC §3), end to end: the real binary, a real app, a temp dir,
-//! and edits made the way editors, scripts and Kubernetes make them. Every check is on HTTP
-//! behaviour (CORS, the welcome redirect, the cookie domain) or on the proxy's stderr, polled
+//! Hot reload of `proxy.toml` (README, "`proxy.toml`"), end to end: the real binary, a real app, a
+//! temp dir, and edits made the way editors, scripts and Kubernetes make them. Every check is on
+//! HTTP behaviour (CORS, the welcome redirect, the cookie domain) or on the proxy's stderr, polled
 //! with a deadline; the PID never changes.
 
 mod common;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{raw_get, within, Conn, FakeApp, Proxy, RawResponse, NO_ORY};
 
-/// SPEC-level promise of this issue: an edit is live within 2 s.
+/// The promise to users: an edit is live within 2 s.
 const APPLY_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The load test measures; the other tests (each a proxy and an app) stay out of its way.

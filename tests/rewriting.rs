@@ -1,6 +1,7 @@
-//! SPEC §5.2–§5.5: `Set-Cookie`, `Location`, the welcome redirect and Ory bodies rewritten onto
-//! the publish URL; application bodies untouched. A second fake app plays Ory so that the
-//! exact bytes Ory answers are under the test's control.
+//! Answers rewritten (docs/behaviour.md, "Cookies" to "Answer bodies"): `Set-Cookie`, `Location`,
+//! the welcome redirect and Ory bodies rewritten onto the publish URL; application bodies
+//! untouched. A second fake app plays Ory so that the exact bytes Ory answers are under the test's
+//! control.
 
 mod common;
 
@@ -101,7 +102,7 @@ async fn welcome_redirects_go_to_publish_url_by_default() {
         from_ory_rel.trim_end_matches('/'),
         "https://www.example.org"
     );
-    // Not the welcome page: untouched by §5.4.
+    // Not the welcome page: not replaced by the default redirect.
     let other = format!("/.ory{}", redirect_to("/ui/welcomes"));
     assert_eq!(location(&proxy, &other).await, "/.ory/ui/welcomes");
 }

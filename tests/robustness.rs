@@ -1,4 +1,4 @@
-//! SPEC §5.1 and §7: upstream failures become short JSON errors (502/504) and the proxy keeps
+//! Upstream failures become short JSON errors (502/504) and the proxy keeps
 //! serving; bad requests get a 4xx (or a closed connection), never a crash; SIGTERM lets
 //! in-flight requests finish and exits 0.
 

@@ -1,6 +1,7 @@
-//! Ory body rewriting (SPEC §5.5): every occurrence of Ory's own URL in a textual Ory answer
-//! becomes `<PUBLISH_URL>/.ory`, so links and form actions in Kratos' HTML and JSON stay on the
-//! app's domain. Self-hosted Kratos ignores `Ory-Base-URL-Rewrite`, so this is needed.
+//! Ory body rewriting (docs/behaviour.md, "Answer bodies"): every occurrence of Ory's own URL in a
+//! textual Ory answer becomes `<PUBLISH_URL>/.ory`, so links and form actions in Kratos' HTML and
+//! JSON stay on the app's domain. Self-hosted Kratos ignores `Ory-Base-URL-Rewrite`, so this is
+//! needed.
 //!
 //! Encodings: the proxy asks Ory only for `gzip`, `deflate` or `identity` (see
 //! [`ORY_ACCEPT_ENCODING`]) and decodes/re-encodes those; an answer in any other encoding
@@ -15,8 +16,9 @@ use flate2::{read, write, Compression};
 pub const ORY_ACCEPT_ENCODING: &str = "gzip, deflate;q=0.8, identity;q=0.5";
 
 /// The most of an Ory answer held in memory for rewriting. An answer that declares a larger
-/// `Content-Length` streams through unrewritten, one that inflates beyond it goes out as it
-/// came, and one of unknown length that exceeds it is a 502 (Ory's pages and JSON are tiny).
+/// `Content-Length` streams through unrewritten, and one of unknown length that grows beyond it
+/// or inflates beyond it goes out as it came, unrewritten: the proxy sets no size limit of its
+/// own, and Ory's pages and JSON are tiny.
 pub const MAX_REWRITE_BODY: usize = 8 * 1024 * 1024;
 
 /// A body encoding the proxy can decode and encode again.

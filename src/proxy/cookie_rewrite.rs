@@ -1,9 +1,9 @@
-//! `Set-Cookie` rewriting (SPEC §5.2): moves Ory's cookies (and the app's cookies scoped to
-//! the app's own host) onto the publish domain.
+//! `Set-Cookie` rewriting (docs/behaviour.md, "Cookies"): moves Ory's cookies (and the app's
+//! cookies scoped to the app's own host) onto the publish domain.
 //!
 //! The value is edited attribute by attribute, never parsed into a cookie struct and written
 //! back: the Go proxy's re-serialisation drops unknown attributes, unparsable `Expires` and
-//! whole cookies (behaviour notes §10.4). Here every attribute the rules do not name stays as
+//! whole cookies. Here every attribute the rules do not name stays as
 //! sent, in its place.
 
 /// What the rewrite needs to know about this response.

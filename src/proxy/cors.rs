@@ -1,8 +1,8 @@
-//! CORS (SPEC §5.6), decided from the live snapshot on every request so that an edit of
-//! `[cors]` in `proxy.toml` applies without a restart.
+//! CORS (docs/behaviour.md, "CORS"), decided from the live snapshot on every request so that an
+//! edit of `[cors]` in `proxy.toml` applies without a restart.
 //!
 //! Actual requests go through actix-cors, whose origin check is a function reading the live
-//! [`CorsPolicy`](crate::config::CorsPolicy). Preflights are answered here instead: SPEC wants
+//! [`CorsPolicy`](crate::config::CorsPolicy). Preflights are answered here instead: they get
 //! `204`, a refusal that is an ordinary 204 without CORS headers (not actix-cors' 400), and an
 //! allowed-headers list that reloads — actix-cors bakes its header list at start.
 

@@ -1,5 +1,5 @@
 //! Errors on the request path, each tagged with the upstream it came from, and the single
-//! place where they become HTTP answers (SPEC §5.1: 502/504 with a short JSON body).
+//! place where they become HTTP answers (docs/behaviour.md, "The proxy's own answers").
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

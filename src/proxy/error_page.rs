@@ -1,6 +1,6 @@
-//! `--dev`'s friendlier errors (SPEC §2): a browser that meets a proxy error gets a page saying
-//! what failed and what usually fixes it, instead of the JSON body. The status stays the same,
-//! and clients that do not ask for HTML keep the JSON of [`super::error`].
+//! `--dev`'s friendlier errors (README, "Flags"): a browser that meets a proxy error gets a page
+//! saying what failed and what usually fixes it, instead of the JSON body. The status stays the
+//! same, and clients that do not ask for HTML keep the JSON of [`super::error`].
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;

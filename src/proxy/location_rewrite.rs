@@ -1,8 +1,8 @@
-//! `Location` rewriting (SPEC §5.3) and the welcome redirect (SPEC §5.4).
+//! `Location` rewriting and the welcome redirect (docs/behaviour.md, "Redirects").
 //!
 //! Works on the string, not on a parsed-and-reserialised URL, so that query, fragment,
 //! percent-encoding and trailing slashes survive byte for byte (the Go proxy loses trailing
-//! slashes to `path.Join`, behaviour notes §10.5).
+//! slashes to `path.Join`).
 
 use super::route::ORY_PREFIX;
 

@@ -2,7 +2,7 @@
 //!
 //! The response timeout starts when the client has sent its whole body, not when the request
 //! starts: awc's own timeout covers the upload too, which would turn every upload slower than
-//! `[upstream].response_timeout` into a 504 (SPEC §5.1: no size limit of the proxy's own).
+//! `[upstream].response_timeout` into a 504 (docs/behaviour.md, "Request bodies").
 
 use std::pin::Pin;
 use std::rc::Rc;

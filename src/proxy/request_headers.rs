@@ -1,5 +1,6 @@
-//! Request header rules (SPEC §5.1): what the proxy strips from, adds to and forwards in the
-//! request it sends upstream. Response header rules live in [`super::response_headers`].
+//! Request header rules (docs/behaviour.md, "Request headers"): what the proxy strips from, adds to
+//! and forwards in the request it sends upstream. Response header rules live in
+//! [`super::response_headers`].
 
 use std::net::IpAddr;
 

@@ -1,5 +1,5 @@
-//! Which upstream a request goes to (SPEC §4), decided on the raw request target so that
-//! `%2F` and friends reach the upstream byte for byte.
+//! Which upstream a request goes to (docs/behaviour.md, "Routing"), decided on the raw request
+//! target so that `%2F` and friends reach the upstream byte for byte.
 
 use super::error::Upstream;
 /// The path under which Ory is published on the app's domain.

@@ -1,6 +1,6 @@
 //! The awc clients that talk to the app and to Ory, built once per worker.
 //!
-//! awc's defaults are wrong for a proxy (stack notes §1.2): it follows redirects, decompresses,
+//! awc's defaults are wrong for a proxy: it follows redirects, decompresses,
 //! caps the pool at 100 and leaves Nagle on. Each of those is switched off or raised here, and
 //! TLS goes through rustls with the aws-lc-rs provider (the one the JWT signer uses too).
 
@@ -54,7 +54,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, T
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    // HTTP/1.1 only: awc's h2 client path has a history of reuse bugs (stack notes §1.2.11).
+    // HTTP/1.1 only: awc's h2 client path has a history of connection reuse bugs.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

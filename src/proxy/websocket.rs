@@ -1,4 +1,5 @@
-//! WebSocket relay (SPEC §5.1): the dev servers' HMR sockets must work through the proxy.
+//! WebSocket relay (docs/behaviour.md, "WebSockets"): the dev servers' HMR sockets must work
+//! through the proxy.
 //!
 //! The proxy completes the handshake with the upstream through awc, answers the browser's
 //! handshake itself (its own `Sec-WebSocket-Accept`, the upstream's other headers), then

@@ -1,4 +1,4 @@
-//! One access line per request (SPEC §7): method, path, status, duration, upstream, auth.
+//! One access line per request: method, path, status, duration, upstream, auth.
 //! The query is left out: it can carry flow ids and tokens.
 
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! The start-up banner (SPEC §7) and `--check-config`'s print-out of the effective settings.
+//! The start-up banner and `--check-config`'s print-out of the effective settings.
 
 use std::fmt::Write as _;
 use std::path::Path;

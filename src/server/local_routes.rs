@@ -1,5 +1,5 @@
-//! Routes the proxy answers itself (SPEC §4): the JWKS and health; and the metrics listener's
-//! answers.
+//! Routes the proxy answers itself (docs/behaviour.md, "Routing"): the JWKS and health; and the
+//! metrics listener's answers.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};

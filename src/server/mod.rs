@@ -60,7 +60,7 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// SPEC §2: 2 for bad input, 1 for runtime failures.
+    /// The README's exit codes: 2 for bad input, 1 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) => 2,
@@ -69,9 +69,9 @@ impl StartError {
     }
 }
 
-/// The route table (SPEC §4): the proxy's own paths, then everything else to the forwarder.
-/// One static resource per path: a pattern list would compile to a regex set that every
-/// request is matched against.
+/// The route table (docs/behaviour.md, "Routing"): the proxy's own paths, then everything else to
+/// the forwarder. One static resource per path: a pattern list would compile to a regex set that
+/// every request is matched against.
 fn routes(cfg: &mut web::ServiceConfig) {
     use local_routes::{HEALTH_ALIVE, HEALTH_READY, JWKS, JWKS_PROXY};
     cfg.service(web::resource(JWKS).to(local_routes::jwks))
@@ -458,8 +458,9 @@ pub fn main_with(cli: Cli) -> ExitCode {
     let system = actix_web::rt::System::new();
     let result: Result<(), StartError> = system.block_on(async move {
         let proxy = Proxy::start(loader)?;
-        // Hot reload (SPEC §3). Held until the server stops; dropping it stops the actor. With
-        // `watch = "off"` the actor still runs, without a file watch, so SIGHUP reloads.
+        // Hot reload (README, "`proxy.toml`"). Held until the server stops; dropping it stops the
+        // actor. With `watch = "off"` the actor still runs, without a file watch, so SIGHUP
+        // reloads.
         let _watcher = match crate::watcher::WatcherHandle::spawn(
             proxy.loader().clone(),
             proxy.settings.fixed.clone(),

@@ -1,6 +1,6 @@
-//! Which parts of a request identify a session (SPEC §6): the cookies named in
-//! `[session].cookie_names`, `X-Session-Token`, `Authorization`. Only those are sent to
-//! whoami and hashed into the cache key, so CSRF and app cookies neither fragment the cache
+//! Which parts of a request identify a session (docs/behaviour.md, "Sessions and the JWT"): the
+//! cookies named in `[session].cookie_names`, `X-Session-Token`, `Authorization`. Only those are
+//! sent to whoami and hashed into the cache key, so CSRF and app cookies neither fragment the cache
 //! nor reach Ory's session check.
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};

@@ -1,6 +1,6 @@
-//! Minting the session JWT (SPEC §6): ES256, `kid` header, claims `iss`, `sub`, `iat`, `nbf`,
-//! `exp` (iat + ttl, never past the session's expiry), `jti`, `session` (the whoami JSON as
-//! Ory sent it), `aud` when configured.
+//! Minting the session JWT (README, "How the app verifies the JWT"): ES256, `kid` header, claims
+//! `iss`, `sub`, `iat`, `nbf`, `exp` (iat + ttl, never past the session's expiry), `jti`, `session`
+//! (the whoami JSON as Ory sent it), `aud` when configured.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

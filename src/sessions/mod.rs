@@ -1,4 +1,5 @@
-//! The session actor: the cached session → JWT lookup (SPEC §6).
+//! The session actor: the cached session → JWT lookup (docs/behaviour.md, "Sessions and the
+//! JWT").
 //!
 //! The request path reads the cache directly (moka is lock-free on hits) and, on a miss, makes
 //! the whoami call itself under moka's single-flight: concurrent misses for one credential

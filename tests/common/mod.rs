@@ -812,7 +812,8 @@ pub fn within(timeout: Duration, mut check: impl FnMut() -> bool) -> Option<Dura
     }
 }
 
-/// Asserts the shape of the proxy's own error answers (SPEC §5.1).
+/// Asserts the shape of the proxy's own error answers (docs/behaviour.md, "The proxy's own
+/// answers").
 pub fn assert_error_json(body: &[u8], code: u16, status: &str) {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {
         panic!(
