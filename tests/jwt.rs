@@ -984,6 +984,10 @@ async fn no_jwt_means_no_lookup_no_authorization_and_no_jwks() {
     for path in ["/.ory/jwks.json", "/.ory/proxy/jwks.json"] {
         let res = get(&proxy.url(path)).await;
         assert_eq!(res.status, 404, "{path}: {}", res.text());
+        // The proxy's own answers share one shape, and none of them is cached: a restart
+        // without --no-jwt serves the JWKS at once.
+        common::assert_error_json(&res.body, 404, "Not Found");
+        assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
     }
     assert_eq!(ory.whoami_calls(), 0);
     assert!(

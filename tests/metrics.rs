@@ -215,6 +215,7 @@ async fn the_metrics_listener_serves_metrics_only_and_is_off_by_default() {
     for path in ["/", "/echo", "/.ory/jwks.json", "/metrics/x"] {
         let a = get(&format!("http://{addr}{path}")).await;
         assert_eq!(a.status, 404, "{path}: {}", a.text());
+        common::assert_error_json(&a.body, 404, "Not Found");
     }
     let post = common::client()
         .post(format!("http://{addr}/metrics"))

@@ -6,14 +6,19 @@
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
-//! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
-//!   for browsers with `--dev`: [`error_page`]
+//! - the request handler tying them together, in named phases: [`forward`]; sending bodies
+//!   upstream: [`request_body`]
+//! - every answer the proxy makes up itself (errors, refusals, its own 404s, `--dev` pages)
+//!   and how it becomes HTTP: [`answer`]
+//!
+//! Imports run one way: the rules above import [`route`] (for [`route::Upstream`]) and
+//! [`answer`], never each other in a circle; this module's shared types ([`ProxyState`],
+//! [`RequestLive`], [`AccessTag`]) import no submodule but the header constants.
 
+pub mod answer;
 pub mod body_rewrite;
 pub mod cookie_rewrite;
 pub mod cors;
-pub mod error;
-pub mod error_page;
 pub mod forward;
 pub mod hop_by_hop;
 pub mod location_rewrite;
@@ -29,7 +34,6 @@ use std::sync::Arc;
 use crate::config::{Fixed, LiveSettings};
 use crate::metrics::Metrics;
 use crate::sessions::SessionCache;
-pub use error::{ProxyError, Upstream};
 pub use request_headers::OutboundConstants;
 
 /// Shared by every worker: the fixed settings, the live snapshot, precomputed header values.

@@ -17,7 +17,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::Notify;
 
-use super::error::{ProxyError, Upstream};
+use super::answer::ProxyError;
+use super::route::Upstream;
 
 /// The client's body, announcing on `done` when it has all been read (or failed).
 struct Tracked<S> {

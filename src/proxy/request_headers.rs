@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::error::Upstream;
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
+use super::route::Upstream;
 use crate::config::Fixed;
 
 /// Request headers larger than this in total (names, values, separators) are refused with 431

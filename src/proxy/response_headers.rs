@@ -6,9 +6,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::HttpResponseBuilder;
 
 use super::cookie_rewrite::{self, CookieContext};
-use super::error::Upstream;
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use super::location_rewrite::{self, LocationContext};
+use super::route::Upstream;
 use crate::config::{Fixed, Live};
 
 /// Per-response facts for the header rules.

@@ -1,7 +1,33 @@
 //! Which upstream a request goes to (docs/behaviour.md, "Routing"), decided on the raw request
 //! target so that `%2F` and friends reach the upstream byte for byte.
 
-use super::error::Upstream;
+/// Which upstream a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    App,
+    Ory,
+}
+
+impl Upstream {
+    /// The label in the access log and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::App => "app",
+            Upstream::Ory => "ory",
+        }
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    /// The name in messages to people.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Upstream::App => "the application",
+            Upstream::Ory => "Ory",
+        })
+    }
+}
+
 /// The path under which Ory is published on the app's domain.
 pub const ORY_PREFIX: &str = "/.ory";
 

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::error::ProxyError;
+use super::answer::ProxyError;
 use super::request_headers::{write_upstream_headers, RequestContext};
 use super::response_headers::{copy_response_headers, ResponseContext};
 use crate::config::Live;

@@ -6,7 +6,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::metrics::Metrics;
-
+use crate::proxy::answer::ProxyError;
 use crate::proxy::{AccessTag, ProxyState};
 
 pub const JWKS: &str = "/.ory/jwks.json";
@@ -20,26 +20,28 @@ pub fn is_local(path: &str) -> bool {
 }
 
 /// The public JWKS; 404 with `--no-jwt` (there is nothing to verify).
-pub async fn jwks(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
+pub async fn jwks(
+    req: HttpRequest,
+    state: web::Data<ProxyState>,
+) -> Result<HttpResponse, ProxyError> {
     AccessTag {
         upstream: "proxy",
         auth: "off",
     }
     .record(&req);
-    match &state.sessions {
-        Some(s) => {
-            // Cached no longer than a rotation publishes a new key ahead of signing with it,
-            // so a verifier's cached JWKS always holds the key of any token it sees.
-            let ahead = crate::keys::signal_publish_ahead(state.live.snapshot().jwt.ttl);
-            HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, "application/json"))
-                .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", ahead.as_secs())))
-                .body(s.keys().ring().jwks.clone())
-        }
-        None => HttpResponse::NotFound()
-            .insert_header((header::CONTENT_TYPE, "application/json"))
-            .body(r#"{"error":{"code":404,"status":"Not Found","message":"JWT is off (--no-jwt): no JWKS"}}"#),
-    }
+    let Some(sessions) = &state.sessions else {
+        return Err(ProxyError::NotFound("JWT is off (--no-jwt): no JWKS"));
+    };
+    // Cached no longer than a rotation publishes a new key ahead of signing with it, so a
+    // verifier's cached JWKS always holds the key of any token it sees.
+    let ahead = crate::keys::signal_publish_ahead(state.live.snapshot().jwt.ttl);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", ahead.as_secs()),
+        ))
+        .body(sessions.keys().ring().jwks.clone()))
 }
 
 pub async fn health(req: HttpRequest) -> HttpResponse {
@@ -57,21 +59,15 @@ pub async fn health(req: HttpRequest) -> HttpResponse {
 /// Everything that arrives on the metrics listener: `GET /metrics` in the Prometheus text
 /// format (not cached: every scrape is fresh), 404 for anything else. Nothing is proxied there.
 pub fn metrics_listener(req: &HttpRequest, metrics: &Metrics) -> HttpResponse<String> {
-    let (status, content_type, body) = match (req.method(), req.path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "application/json",
-            r#"{"error":{"code":404,"status":"Not Found","message":"the metrics listener serves GET /metrics only"}}"#.to_string(),
-        ),
-    };
-    let mut res = HttpResponse::with_body(status, body);
+    if !matches!(req.method(), &Method::GET | &Method::HEAD) || req.path() != "/metrics" {
+        return ProxyError::NotFound("the metrics listener serves GET /metrics only").json();
+    }
+    let mut res = HttpResponse::with_body(StatusCode::OK, metrics.render());
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }

@@ -3,28 +3,24 @@
 
 pub mod access_log;
 pub mod banner;
+mod edge;
 pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{from_fn, Next};
+use actix_web::middleware::from_fn;
 use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
 use crate::config::{ConfigError, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
-use crate::metrics::{Answerer, Metrics};
+use crate::metrics::Metrics;
 use crate::proxy::upstream_client::{self, TlsSetupError};
-use crate::proxy::{
-    cors, error_page, forward, route, OutboundConstants, ProxyError, ProxyState, Upstream,
-    Upstreams,
-};
+use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
 use crate::sessions::SessionCache;
 
 /// Response write buffer per client connection, see `Proxy::start`.
@@ -84,93 +80,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
 
 fn get_or_head() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// Who will answer `req`, for the metrics: known before the request is handed on, except for
-/// the proxy's own refusals (see [`refused_by_proxy`]). Local routes are matched on the path
-/// actix routes on (percent-decoded where unambiguous), Ory and the app on the raw one.
-fn answerer(req: &ServiceRequest) -> Answerer {
-    if cors::is_preflight(req) || local_routes::is_local(req.match_info().as_str()) {
-        return Answerer::Proxy;
-    }
-    match route::route(req.path()).upstream {
-        Upstream::App => Answerer::App,
-        Upstream::Ory => Answerer::Ory,
-    }
-}
-
-/// The layer in front of every route: the metrics listener's answers, then, around the CORS
-/// layer, the access line and the request counters, and `--dev`'s error pages. One `from_fn`
-/// layer rather than several, as each costs two boxed futures per request.
-async fn edge(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
-    let started = Instant::now();
-    let Some(state) = req.app_data::<web::Data<ProxyState>>() else {
-        return Err(actix_web::error::ErrorInternalServerError("no proxy state"));
-    };
-    if state
-        .metrics_addr
-        .is_some_and(|a| a == req.app_config().local_addr())
-    {
-        // The metrics listener serves metrics and nothing else: no proxying, no CORS.
-        let res = local_routes::metrics_listener(req.request(), &state.metrics);
-        return Ok(req.into_response(res).map_body(|_, b| EitherBody::right(b)));
-    }
-    let by = answerer(&req);
-    let line = access_log::Line::start(&req);
-    let res = cors::preflight_layer(req, next).await;
-    if let Ok(r) = &res {
-        let by = if refused_by_proxy(r) {
-            Answerer::Proxy
-        } else {
-            by
-        };
-        if let Some(state) = r.request().app_data::<web::Data<ProxyState>>() {
-            state
-                .metrics
-                .request(by, r.status().as_u16(), started.elapsed());
-        }
-    }
-    if let Some(line) = line {
-        line.finish(&res);
-    }
-    Ok(dev_error_page(res?))
-}
-
-/// Whether the proxy refused the request itself (a path it will not forward, oversized
-/// headers) rather than an upstream failing.
-fn refused_by_proxy<B>(res: &ServiceResponse<B>) -> bool {
-    res.response()
-        .error()
-        .and_then(|e| e.as_error::<ProxyError>())
-        .is_some_and(ProxyError::is_refusal)
-}
-
-/// With `--dev`, a proxy error answered to a browser becomes a page (see [`error_page`]); the
-/// status and the other headers (CORS among them) stay. Answers without an error pass as they
-/// are, without a look at the settings.
-fn dev_error_page<B>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B, String>> {
-    let page = res
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<ProxyError>())
-        .and_then(|e| {
-            let state = res.request().app_data::<web::Data<ProxyState>>()?;
-            (state.fixed.dev && error_page::wants_html(res.request().headers()))
-                .then(|| error_page::render(e, res.status(), &state.fixed))
-        });
-    match page {
-        None => res.map_into_left_body(),
-        Some(page) => res.map_body(|head, _| {
-            head.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            EitherBody::right(page)
-        }),
-    }
 }
 
 /// Listens on every interface, IPv6 and IPv4 alike (a dual-stack `[::]` socket), so that
@@ -282,7 +191,7 @@ impl Proxy {
                         .wrap(cors::actual_requests(worker_live.clone())),
                 )
                 .configure(routes)
-                .wrap(from_fn(edge))
+                .wrap(from_fn(edge::edge))
         })
         .tcp_nodelay(true)
         // The dispatcher appends another body piece while its buffer holds less than this, and

@@ -1,24 +1,25 @@
 //! `--dev`'s friendlier errors (README, "Flags"): a browser that meets a proxy error gets a page
 //! saying what failed and what usually fixes it, instead of the JSON body. The status stays the
-//! same, and clients that do not ask for HTML keep the JSON of [`super::error`].
+//! same, and clients that do not ask for HTML keep the JSON of [`super::ProxyError::json`].
 
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::http::StatusCode;
 
-use super::error::{ProxyError, Upstream};
+use super::ProxyError;
 use crate::config::Fixed;
 use crate::html::escape;
+use crate::proxy::route::Upstream;
 
 /// Whether the client asked for HTML (a browser navigating), not JSON.
-pub fn wants_html(headers: &HeaderMap) -> bool {
+pub(super) fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("text/html"))
 }
 
-/// The page for `err`, which was answered with `status`.
-pub fn render(err: &ProxyError, status: StatusCode, fixed: &Fixed) -> String {
+/// The page for `err`, answered with its status.
+pub(super) fn render(err: &ProxyError, fixed: &Fixed) -> String {
+    let status = err.status();
     let title = format!(
         "{} {}",
         status.as_u16(),
@@ -68,7 +69,9 @@ fn hint(err: &ProxyError, fixed: &Fixed) -> String {
             "{upstream} answered, but not with HTTP the proxy could pass on. Is the URL the \
              right port and scheme (http or https)?"
         ),
-        ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge(_) => {
+        ProxyError::BadRequest(_)
+        | ProxyError::HeadersTooLarge { .. }
+        | ProxyError::NotFound(_) => {
             "The request itself was refused; it did not reach an upstream.".into()
         }
     }

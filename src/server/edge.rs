@@ -1,0 +1,72 @@
+//! The layer in front of every route: the metrics listener's answers; then, around the CORS
+//! layer and the handlers, the access line, the request counters, and `--dev`'s error pages.
+
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use super::{access_log, local_routes};
+use crate::metrics::Answerer;
+use crate::proxy::answer::{self, ProxyError};
+use crate::proxy::route::{self, Upstream};
+use crate::proxy::{cors, ProxyState};
+
+/// Who will answer `req`, for the metrics: known before the request is handed on, except for
+/// the proxy's own refusals ([`ProxyError::is_refusal`]). Local routes are matched on the path
+/// actix routes on (percent-decoded where unambiguous), Ory and the app on the raw one.
+fn answerer(req: &ServiceRequest) -> Answerer {
+    if cors::is_preflight(req) || local_routes::is_local(req.match_info().as_str()) {
+        return Answerer::Proxy;
+    }
+    match route::route(req.path()).upstream {
+        Upstream::App => Answerer::App,
+        Upstream::Ory => Answerer::Ory,
+    }
+}
+
+/// The layer itself (for `actix_web::middleware::from_fn`). One `from_fn` layer rather than
+/// several, as each costs two boxed futures per request.
+pub(super) async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
+    let started = Instant::now();
+    let Some(state) = req.app_data::<web::Data<ProxyState>>() else {
+        return Err(actix_web::error::ErrorInternalServerError("no proxy state"));
+    };
+    if state
+        .metrics_addr
+        .is_some_and(|a| a == req.app_config().local_addr())
+    {
+        // The metrics listener serves metrics and nothing else: no proxying, no CORS.
+        let res = local_routes::metrics_listener(req.request(), &state.metrics);
+        return Ok(req.into_response(res).map_body(|_, b| EitherBody::right(b)));
+    }
+    let by = answerer(&req);
+    let line = access_log::Line::start(&req);
+    let res = cors::preflight_layer(req, next).await;
+    if let Ok(r) = &res {
+        count(r, by, started);
+    }
+    if let Some(line) = line {
+        line.finish(&res);
+    }
+    Ok(answer::with_dev_page(res?))
+}
+
+/// Counts the answer under who gave it: the proxy for its own refusals, even on a route that
+/// would have gone upstream.
+fn count<B>(res: &ServiceResponse<B>, by: Answerer, started: Instant) {
+    let by = match ProxyError::of(res) {
+        Some(e) if e.is_refusal() => Answerer::Proxy,
+        _ => by,
+    };
+    if let Some(state) = res.request().app_data::<web::Data<ProxyState>>() {
+        state
+            .metrics
+            .request(by, res.status().as_u16(), started.elapsed());
+    }
+}
