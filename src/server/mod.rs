@@ -16,7 +16,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
-use crate::config::{ConfigError, LiveSettings, Loader, Settings};
+use crate::config::{ConfigError, Fixed, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
 use crate::metrics::Metrics;
 use crate::proxy::upstream_client::{self, TlsSetupError};
@@ -102,6 +102,98 @@ fn bind_all_interfaces(port: u16) -> std::io::Result<TcpListener> {
     }
 }
 
+/// Loads the settings and binds the public port. With port 0 the settings are loaded again
+/// with the port the system chose, so that `PUBLISH_URL` and everything derived from it name it.
+fn bind_public(loader: &mut Loader) -> Result<(TcpListener, SocketAddr, Settings), StartError> {
+    let loaded = loader.load()?;
+    let port = loaded.settings.fixed.port;
+    let listener = bind_all_interfaces(port).map_err(|source| StartError::Bind { port, source })?;
+    let addr = listener.local_addr()?;
+    let settings = if port == 0 {
+        loader.set_bound_port(addr.port());
+        loader.load()?.settings
+    } else {
+        loaded.settings
+    };
+    Ok((listener, addr, settings))
+}
+
+/// What every worker shares: the settings, the session actor (and through it the key actor)
+/// unless `--no-jwt`, the counters.
+fn shared_state(
+    fixed: Arc<Fixed>,
+    live: &LiveSettings,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<web::Data<ProxyState>, StartError> {
+    let metrics = Arc::new(Metrics::default());
+    let sessions = if fixed.no_jwt {
+        None
+    } else {
+        let ttl_source = live.clone();
+        let keys = KeyHandle::start(fixed.keys_file.as_deref(), move || {
+            ttl_source.snapshot().jwt.ttl
+        })?;
+        Some(SessionCache::start(
+            live.clone(),
+            keys,
+            &fixed.ory_base,
+            metrics.clone(),
+        ))
+    };
+    Ok(web::Data::new(ProxyState {
+        constants: OutboundConstants::new(&fixed)?,
+        fixed,
+        live: live.clone(),
+        sessions,
+        metrics,
+        metrics_addr,
+    }))
+}
+
+/// The running server on `listeners`: per worker, its own upstream clients (awc is `!Send`)
+/// and the route table behind the edge layer.
+fn serve(
+    state: web::Data<ProxyState>,
+    live: LiveSettings,
+    tls: Arc<rustls::ClientConfig>,
+    listeners: impl IntoIterator<Item = TcpListener>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let connect_timeout = state.fixed.connect_timeout;
+    let server = HttpServer::new(move || {
+        let upstreams = web::Data::new(Upstreams {
+            app: upstream_client::build(tls.clone(), connect_timeout),
+            ory: upstream_client::build(tls.clone(), connect_timeout),
+        });
+        // Requests with an Origin go through actix-cors; the others skip its work (and its
+        // Access-Control-* headers on answers no browser will read as CORS).
+        let has_origin = guard::fn_guard(|ctx| ctx.head().headers().contains_key(header::ORIGIN));
+        App::new()
+            .app_data(state.clone())
+            .app_data(upstreams)
+            .service(
+                web::scope("")
+                    .guard(has_origin)
+                    .configure(routes)
+                    .wrap(cors::actual_requests(live.clone())),
+            )
+            .configure(routes)
+            .wrap(from_fn(edge::edge))
+    })
+    .tcp_nodelay(true)
+    // The dispatcher appends another body piece while its buffer holds less than this, and
+    // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
+    // one piece. At 8 KiB instead of 16 KiB, 256 concurrent 1 MiB downloads alone peaked at
+    // ~35 MiB RSS instead of ~41, with the same throughput (one write per piece either way).
+    .h1_write_buffer_size(H1_WRITE_BUFFER)
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    let mut server = server;
+    for listener in listeners {
+        server = server.listen(listener)?;
+    }
+    Ok(server.run())
+}
+
 /// A bound, not yet running proxy.
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -118,18 +210,7 @@ impl Proxy {
     /// Loads the settings, binds the port and builds the server. Nothing is served until
     /// [`Proxy::run`] is awaited.
     pub fn start(mut loader: Loader) -> Result<Proxy, StartError> {
-        let loaded = loader.load()?;
-        let port = loaded.settings.fixed.port;
-        let listener =
-            bind_all_interfaces(port).map_err(|source| StartError::Bind { port, source })?;
-        let addr = listener.local_addr()?;
-        let settings = if port == 0 {
-            loader.set_bound_port(addr.port());
-            loader.load()?.settings
-        } else {
-            loaded.settings
-        };
-
+        let (listener, addr, settings) = bind_public(&mut loader)?;
         let fixed = settings.fixed.clone();
         let metrics_listener = fixed
             .metrics_listen
@@ -144,70 +225,9 @@ impl Proxy {
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
-        let metrics = Arc::new(Metrics::default());
-        let sessions = if fixed.no_jwt {
-            None
-        } else {
-            let ttl_source = live.clone();
-            let keys = KeyHandle::start(fixed.keys_file.as_deref(), move || {
-                ttl_source.snapshot().jwt.ttl
-            })?;
-            Some(SessionCache::start(
-                live.clone(),
-                keys,
-                &fixed.ory_base,
-                metrics.clone(),
-            ))
-        };
-        let state = web::Data::new(ProxyState {
-            constants: OutboundConstants::new(&fixed)?,
-            fixed: fixed.clone(),
-            live: live.clone(),
-            sessions,
-            metrics,
-            metrics_addr,
-        });
-        let connect_timeout = fixed.connect_timeout;
-
-        let worker_live = live.clone();
-        let worker_state = state.clone();
-        let server = HttpServer::new(move || {
-            let state = worker_state.clone();
-            let upstreams = web::Data::new(Upstreams {
-                app: upstream_client::build(tls.clone(), connect_timeout),
-                ory: upstream_client::build(tls.clone(), connect_timeout),
-            });
-            // Requests with an Origin go through actix-cors; the others skip its work (and its
-            // Access-Control-* headers on answers no browser will read as CORS).
-            let has_origin =
-                guard::fn_guard(|ctx| ctx.head().headers().contains_key(header::ORIGIN));
-            App::new()
-                .app_data(state.clone())
-                .app_data(upstreams)
-                .service(
-                    web::scope("")
-                        .guard(has_origin)
-                        .configure(routes)
-                        .wrap(cors::actual_requests(worker_live.clone())),
-                )
-                .configure(routes)
-                .wrap(from_fn(edge::edge))
-        })
-        .tcp_nodelay(true)
-        // The dispatcher appends another body piece while its buffer holds less than this, and
-        // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
-        // one piece. At 8 KiB instead of 16 KiB, 256 concurrent 1 MiB downloads alone peaked at
-        // ~35 MiB RSS instead of ~41, with the same throughput (one write per piece either way).
-        .h1_write_buffer_size(H1_WRITE_BUFFER)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .listen(listener)?;
-        let server = match metrics_listener {
-            Some(l) => server.listen(l)?,
-            None => server,
-        }
-        .run();
-
+        let state = shared_state(fixed, &live, metrics_addr)?;
+        let listeners = std::iter::once(listener).chain(metrics_listener);
+        let server = serve(state.clone(), live.clone(), tls, listeners)?;
         Ok(Proxy {
             addr,
             settings,
