@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::client_headers::is_respelling_of_owned;
 use super::error::Upstream;
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use crate::config::Fixed;
@@ -155,6 +156,8 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
             || *name == header::CONTENT_LENGTH
             || is_ory_control(name)
             || (ctx.drop_authorization && *name == header::AUTHORIZATION)
+            // `X_Forwarded_For` and friends: an app may fold them into the real ones.
+            || is_respelling_of_owned(name)
         {
             continue;
         }
