@@ -74,10 +74,9 @@ pub async fn forward(
     let live = super::RequestLive::of(&req, &state.live);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
-    if routed.upstream == Upstream::Ory && route::has_dot_segment(routed.path_and_query) {
-        return Err(ProxyError::BadRequest(
-            "`.` and `..` path segments are not forwarded to Ory".into(),
-        ));
+    if routed.upstream == Upstream::Ory {
+        route::check_ory_path(routed.path_and_query)
+            .map_err(|why| ProxyError::BadRequest(why.message().into()))?;
     }
     // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.
     let auth = match (&state.sessions, routed.upstream) {
