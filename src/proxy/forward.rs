@@ -115,6 +115,7 @@ pub async fn forward(
         constants: &state.constants,
         drop_authorization: auth.is_some(),
         authorization: auth.as_ref().and_then(Auth::header),
+        strip: &live.strip_request_headers,
     };
 
     if is_websocket_upgrade(&req) {
