@@ -653,6 +653,7 @@ fn live_changes(a: &Live, b: &Live) -> Vec<&'static str> {
         jwt,
         session,
         log_level,
+        strip_request_headers,
     } = a;
     let CorsPolicy {
         any_origin,
@@ -703,6 +704,10 @@ fn live_changes(a: &Live, b: &Live) -> Vec<&'static str> {
         "session.cache_max_entries",
     );
     check(*log_level != b.log_level, "log_level");
+    check(
+        *strip_request_headers != b.strip_request_headers,
+        "strip_request_headers",
+    );
     out
 }
 

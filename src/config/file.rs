@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub watch: Option<String>,
     pub log_level: Option<String>,
     pub metrics_listen: Option<String>,
+    pub strip_request_headers: Option<Vec<String>>,
     pub cookies: Option<CookiesSection>,
     pub cors: Option<CorsSection>,
     pub redirects: Option<RedirectsSection>,

@@ -12,6 +12,7 @@ use url::Url;
 use super::cors_policy::{normalize_origin, CorsPolicy};
 use super::error::ConfigError;
 use super::layering::Layered;
+use crate::proxy::client_headers::HeaderList;
 
 /// Where Ory is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct Live {
     pub jwt: JwtLive,
     pub session: SessionLive,
     pub log_level: log::LevelFilter,
+    /// Client headers never sent to the app, in any spelling (`strip_request_headers`).
+    pub strip_request_headers: HeaderList,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -409,6 +412,8 @@ fn validate_live(v: &V<'_>, fixed: &Fixed) -> Result<Live, ConfigError> {
     if r.session.cache_max_entries == 0 {
         return Err(v.err("session.cache_max_entries", "must be at least 1"));
     }
+    let strip_request_headers = HeaderList::parse(&r.strip_request_headers)
+        .map_err(|m| v.err("strip_request_headers", m))?;
     let log_level = r.log_level.parse::<log::LevelFilter>().map_err(|_| {
         v.err(
             "log_level",
@@ -434,6 +439,7 @@ fn validate_live(v: &V<'_>, fixed: &Fixed) -> Result<Live, ConfigError> {
             cache_max_entries: r.session.cache_max_entries,
         },
         log_level,
+        strip_request_headers,
     })
 }
 

@@ -131,6 +131,11 @@ pub fn effective_config(s: &Settings) -> String {
     );
     let _ = writeln!(
         b,
+        "strip_request_headers = {}",
+        toml_list(l.strip_request_headers.entries())
+    );
+    let _ = writeln!(
+        b,
         "\n[cookies]\ndomain = {}",
         toml_str(l.cookie_domain.as_deref().unwrap_or(""))
     );

@@ -48,7 +48,7 @@ pub async fn forward(
         Upstream::Ory => &clients.ory,
     };
     let url = upstream_url(&state, routed);
-    let ctx = request_context(&req, &state, routed.upstream, auth.as_ref());
+    let ctx = request_context(&req, &state, &live, routed.upstream, auth.as_ref());
     if is_websocket_upgrade(&req) {
         return websocket::relay(&req, payload, client, &url, &ctx, &live).await;
     }
@@ -59,7 +59,7 @@ pub async fn forward(
 }
 
 /// Phase 1: the upstream and the path-and-query it gets, decided on the raw request target;
-/// or the proxy's refusal (oversized headers, a path it will not send to Ory).
+/// or the proxy's refusal (oversized headers, a path it must not send to Ory).
 fn route_request(req: &HttpRequest) -> Result<Routed<'_>, ProxyError> {
     let size = header_bytes(req.headers());
     if size > MAX_REQUEST_HEADER_BYTES {
@@ -70,10 +70,9 @@ fn route_request(req: &HttpRequest) -> Result<Routed<'_>, ProxyError> {
     }
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
-    if routed.upstream == Upstream::Ory && route::has_dot_segment(routed.path_and_query) {
-        return Err(ProxyError::BadRequest(
-            "`.` and `..` path segments are not forwarded to Ory".into(),
-        ));
+    if routed.upstream == Upstream::Ory {
+        route::check_ory_path(routed.path_and_query)
+            .map_err(|why| ProxyError::BadRequest(why.message().into()))?;
     }
     Ok(routed)
 }
@@ -134,6 +133,7 @@ fn upstream_url(state: &ProxyState, routed: Routed<'_>) -> String {
 fn request_context<'a>(
     req: &HttpRequest,
     state: &'a ProxyState,
+    live: &'a Live,
     upstream: Upstream,
     auth: Option<&'a Auth>,
 ) -> RequestContext<'a> {
@@ -145,6 +145,7 @@ fn request_context<'a>(
         constants: &state.constants,
         drop_authorization: auth.is_some(),
         authorization: auth.and_then(Auth::header),
+        strip: &live.strip_request_headers,
     }
 }
 
