@@ -4,11 +4,12 @@
 //! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache;
 //! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
-//! [`metrics`] is a leaf every layer may count into; [`html`] a leaf escaper for the pages the
-//! proxy writes itself.
+//! Leaves any layer may use: [`metrics`] (the counters), [`html`] (the escaper for the pages the
+//! proxy writes itself), [`header_names`] (header names compared as CGI servers read them).
 
 pub mod cli;
 pub mod config;
+pub mod header_names;
 pub mod html;
 pub mod keys;
 pub mod metrics;

@@ -99,7 +99,7 @@ impl Default for Raw {
             watch: "auto".into(),
             log_level: "info".into(),
             metrics_listen: String::new(),
-            strip_request_headers: crate::proxy::client_headers::HeaderList::default_list(),
+            strip_request_headers: crate::header_names::HeaderList::default_list(),
             cookies: RawCookies::default(),
             cors: RawCors::default(),
             redirects: RawRedirects::default(),

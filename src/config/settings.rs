@@ -12,7 +12,7 @@ use url::Url;
 use super::cors_policy::{normalize_origin, CorsPolicy};
 use super::error::ConfigError;
 use super::layering::Layered;
-use crate::proxy::client_headers::HeaderList;
+use crate::header_names::HeaderList;
 
 /// Where Ory is.
 #[derive(Debug, Clone, PartialEq, Eq)]

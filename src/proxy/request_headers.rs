@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::client_headers::{is_client_address, verdict, HeaderList, Verdict};
+use super::client_headers::{is_client_address, verdict, Verdict};
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use super::route::Upstream;
 use crate::config::Fixed;
+use crate::header_names::HeaderList;
 
 /// Request headers larger than this in total (names, values, separators) are refused with 431
 /// instead of being sent on: actix-http alone accepts up to 128 KiB.

@@ -1,0 +1,160 @@
+//! Header names as CGI and WSGI servers read them (`_` and `.` as `-`, see [`folded`]), and the
+//! configured lists of them ([`HeaderList`], the value of `strip_request_headers`). A leaf: the
+//! configuration parses the lists, the proxy's header rules apply them, and neither has to
+//! import the other for it.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use actix_web::http::header::HeaderName;
+
+/// The default `strip_request_headers`: headers that identity-aware proxies set for the app
+/// behind them (oauth2-proxy, Pomerium, Authelia, Authentik, Vouch, Grafana's and Apache's auth
+/// proxies, Kong, Google IAP, AWS ALB, Cloudflare Access, Azure App Service), which apps
+/// written for such a setup trust. A trailing `*` matches by prefix.
+pub const DEFAULT_STRIP_REQUEST_HEADERS: &[&str] = &[
+    "Remote-User",
+    "Remote-Email",
+    "Remote-Groups",
+    "Remote-Name",
+    "X-Remote-User",
+    "X-Remote-Email",
+    "X-Remote-Group",
+    "X-Remote-Groups",
+    "X-Remote-Extra-*",
+    "X-User",
+    "X-User-Id",
+    "X-User-Email",
+    "X-User-Name",
+    "X-User-Groups",
+    "X-Email",
+    "X-Groups",
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Access-Token",
+    "X-Auth-Request-*",
+    "X-Authenticated-User",
+    "X-Authenticated-Userid",
+    "X-Authentik-*",
+    "X-Vouch-*",
+    "X-WebAuth-*",
+    "X-Pomerium-*",
+    "X-Consumer-*",
+    "X-Credential-Identifier",
+    "X-Goog-Authenticated-User-*",
+    "X-Goog-Iap-Jwt-Assertion",
+    "X-Amzn-Oidc-*",
+    "Cf-Access-*",
+    "X-MS-Client-Principal*",
+    "X-MS-Token-*",
+];
+
+/// `name` as CGI/WSGI servers read it: `_` and `.` as `-`. Borrowed when there is nothing to
+/// fold, which is almost always.
+pub fn folded(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b == b'.') {
+        Cow::Owned(name.replace(['_', '.'], "-"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// Header names to strip, compared folded: exact names and `prefix*` entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderList {
+    exact: HashSet<Box<str>>,
+    prefixes: Vec<Box<str>>,
+    /// The entries as configured, for the effective configuration.
+    spelled: Vec<String>,
+}
+
+impl HeaderList {
+    /// Parses the configured entries; the error names the bad one.
+    pub fn parse(entries: &[String]) -> Result<HeaderList, String> {
+        let mut list = HeaderList::default();
+        for entry in entries {
+            let e = entry.trim();
+            if e.is_empty() {
+                continue;
+            }
+            let (name, prefix) = match e.strip_suffix('*') {
+                Some(p) => (p, true),
+                None => (e, false),
+            };
+            if name.is_empty() {
+                return Err(format!(
+                    "{e:?} would strip every header; name headers, or prefixes like \"X-Acme-*\""
+                ));
+            }
+            if HeaderName::from_bytes(name.as_bytes()).is_err() || name.contains('*') {
+                return Err(format!(
+                    "{e:?} is not a header name (a trailing * matches by prefix)"
+                ));
+            }
+            let folded: Box<str> = folded(&name.to_ascii_lowercase()).into();
+            if prefix {
+                list.prefixes.push(folded);
+            } else {
+                list.exact.insert(folded);
+            }
+            list.spelled.push(e.to_string());
+        }
+        Ok(list)
+    }
+
+    /// The built-in default list.
+    pub fn default_list() -> Vec<String> {
+        DEFAULT_STRIP_REQUEST_HEADERS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Whether a folded, lowercase name is on the list.
+    pub fn contains(&self, folded: &str) -> bool {
+        self.exact.contains(folded) || self.prefixes.iter().any(|p| folded.starts_with(&**p))
+    }
+
+    /// The entries as configured.
+    pub fn entries(&self) -> &[String] {
+        &self.spelled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_default_is_the_default() {
+        let doc: toml::Table = toml::from_str(include_str!("../config/proxy.toml")).unwrap();
+        let listed: Vec<&str> = doc["strip_request_headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(listed, DEFAULT_STRIP_REQUEST_HEADERS);
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let parse =
+            |v: &[&str]| HeaderList::parse(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(parse(&["*"]).is_err());
+        assert!(parse(&["X Y"]).is_err());
+        assert!(parse(&["X-*-Y"]).is_err());
+        assert!(parse(&["X:Y"]).is_err());
+        let l = parse(&["X-Tenant", "", " X-Acme-* "]).unwrap();
+        assert!(l.contains("x-tenant") && l.contains("x-acme-role") && !l.contains("x-acm"));
+        assert_eq!(l.entries(), ["X-Tenant", "X-Acme-*"]);
+    }
+
+    #[test]
+    fn folding_borrows_when_there_is_nothing_to_fold() {
+        assert!(matches!(folded("x-forwarded-for"), Cow::Borrowed(_)));
+        assert_eq!(folded("x_forwarded.for"), "x-forwarded-for");
+    }
+}
