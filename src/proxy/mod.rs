@@ -3,7 +3,8 @@
 //! Where to look:
 //! - which upstream a path goes to: [`route`]
 //! - headers sent upstream: [`request_headers`], which client headers never pass as sent:
-//!   [`client_headers`]; headers sent back: [`response_headers`];
+//!   [`client_headers`], the client's address: [`client_address`]; headers sent back:
+//!   [`response_headers`];
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
@@ -18,6 +19,7 @@
 
 pub mod answer;
 pub mod body_rewrite;
+pub mod client_address;
 pub mod client_headers;
 pub mod cookie_rewrite;
 pub mod cors;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::client_address::{set_client_address, X_FORWARDED_FOR, X_REAL_IP};
 use super::client_headers::{is_client_address, verdict, Verdict};
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use super::route::Upstream;
@@ -121,76 +122,47 @@ pub struct RequestContext<'a> {
     pub strip: &'a HeaderList,
 }
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// One `X-Forwarded-For` entry as an address: a bare IP, or `IPv4:port` / `[IPv6]:port` as
-/// some proxies write them.
-fn forwarded_address(entry: &str) -> Option<IpAddr> {
-    let e = entry.trim();
-    if let Ok(ip) = e.parse::<IpAddr>() {
-        return Some(ip.to_canonical());
-    }
-    e.parse::<std::net::SocketAddr>()
-        .ok()
-        .map(|a| a.ip().to_canonical())
-}
-
-/// The client the proxy vouches for (`X-Real-IP`): the peer, or, when the peer is a trusted
-/// proxy, the right-most address of the `X-Forwarded-For` chain that is not a trusted proxy
-/// itself. Where an entry is not an address, the walk stops at the last trusted hop before it:
-/// that hop vouched for garbage, so nothing left of it counts.
-pub fn client_address(peer: IpAddr, prior_xff: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    let mut client = peer;
-    if !is_trusted(&peer) {
-        return client;
-    }
-    for entry in prior_xff.iter().rev().flat_map(|v| v.rsplit(',')) {
-        let Some(ip) = forwarded_address(entry) else {
-            break;
-        };
-        client = ip;
-        if !is_trusted(&ip) {
-            break;
-        }
-    }
-    client
-}
-
-/// The client's address as a header value. A connection sends many requests from one address
-/// (and behind a load balancer all of them come from it), so the last value is kept per worker
-/// thread: formatting and copying it anew cost three allocations per request.
-fn peer_value(ip: IpAddr) -> HeaderValue {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    LAST.with_borrow_mut(|last| match last {
-        Some((cached, value)) if *cached == ip => value.clone(),
-        _ => {
-            // An IP address always formats to a valid header value.
-            let value = HeaderValue::from_str(&ip.to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-            *last = Some((ip, value.clone()));
-            value
-        }
-    })
-}
-
-/// Writes the headers for the upstream request into `out`.
+/// Writes the headers for the upstream request into `out`: the client's that may pass, then
+/// the proxy's own (docs/behaviour.md, "Request headers").
 pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &RequestContext<'_>) {
+    let kept = copy_client_headers(inbound, out, ctx);
+    if let Some(peer) = ctx.peer {
+        set_client_address(out, peer, &kept.prior_xff, ctx.fixed);
+    }
+    if let Some(a) = ctx.authorization {
+        out.insert(header::AUTHORIZATION, a.clone());
+    }
+    match ctx.upstream {
+        Upstream::App => set_app_headers(inbound, out, ctx, &kept),
+        Upstream::Ory => set_ory_headers(inbound, out, ctx.constants),
+    }
+}
+
+/// What the client's headers leave for the proxy's to complete.
+#[derive(Default)]
+struct Kept<'h> {
+    /// A trusted proxy's `X-Forwarded-For` values: the chain the client's address extends.
+    prior_xff: Vec<&'h str>,
+    /// A trusted proxy's `X-Forwarded-Proto` / `-Host` were kept: they stand.
+    proto: bool,
+    host: bool,
+}
+
+/// Copies the client's headers that may pass, all values of each, in order.
+fn copy_client_headers<'h>(
+    inbound: &'h HeaderMap,
+    out: &mut HeaderMap,
+    ctx: &RequestContext<'_>,
+) -> Kept<'h> {
     let listed = connection_listed(inbound);
     let trusted = ctx
         .peer
         .is_some_and(|ip| ctx.fixed.trusted_proxies.iter().any(|n| n.contains(&ip)));
     let to_app = ctx.upstream == Upstream::App;
-
-    let mut prior_xff: Vec<&str> = Vec::new();
-    // Whether a trusted client's X-Forwarded-Proto / -Host were kept (then they stand).
-    let (mut kept_proto, mut kept_host) = (false, false);
+    let mut kept = Kept::default();
     for (name, value) in inbound.iter() {
         if is_hop_by_hop(name, &listed)
             || *name == header::HOST
@@ -201,84 +173,89 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
             // `X_Forwarded_For` and friends (an app may fold them into the real ones), and
             // identity-style headers on the way to the app.
             || verdict(name, to_app, ctx.strip) == Verdict::Drop
+            || (!to_app && *name == header::ACCEPT_ENCODING)
         {
             continue;
         }
-        if is_forwarding(name) {
-            if !trusted {
-                continue;
-            }
-            if *name == X_FORWARDED_FOR {
-                prior_xff.extend(value.to_str().ok().filter(|v| !v.trim().is_empty()));
-                continue;
-            }
-            // To Ory: the chain (re-added below), `Forwarded` and the client's address.
-            if !to_app && name.as_str() != "forwarded" && !is_client_address(name.as_str()) {
-                continue;
-            }
-            kept_proto |= *name == X_FORWARDED_PROTO;
-            kept_host |= *name == X_FORWARDED_HOST;
-        }
-        if !to_app && *name == header::ACCEPT_ENCODING {
+        if is_forwarding(name) && !keep_forwarding(name, value, trusted, to_app, &mut kept) {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
+    kept
+}
 
-    if let Some(ip) = ctx.peer {
-        let client = client_address(ip, &prior_xff, &ctx.fixed.trusted_proxies);
-        out.insert(X_REAL_IP, peer_value(client));
-        let value = if prior_xff.is_empty() {
-            Some(peer_value(ip))
-        } else {
-            let mut xff = prior_xff.join(", ");
-            xff.push_str(", ");
-            xff.push_str(&ip.to_string());
-            HeaderValue::from_str(&xff).ok()
-        };
-        if let Some(v) = value {
-            out.insert(X_FORWARDED_FOR, v);
-        }
+/// Whether a forwarding header is passed on as the client sent it: only from a trusted proxy,
+/// and to Ory only `Forwarded` and the client's address. `X-Forwarded-For` is not passed
+/// as sent but remembered, to be extended with the peer.
+fn keep_forwarding<'h>(
+    name: &HeaderName,
+    value: &'h HeaderValue,
+    trusted: bool,
+    to_app: bool,
+    kept: &mut Kept<'h>,
+) -> bool {
+    if !trusted {
+        return false;
     }
-
-    if let Some(a) = ctx.authorization {
-        out.insert(header::AUTHORIZATION, a.clone());
+    if *name == X_FORWARDED_FOR {
+        kept.prior_xff
+            .extend(value.to_str().ok().filter(|v| !v.trim().is_empty()));
+        return false;
     }
+    // To Ory: the chain (re-added later), `Forwarded` and the client's address.
+    if !to_app && name.as_str() != "forwarded" && !is_client_address(name.as_str()) {
+        return false;
+    }
+    kept.proto |= *name == X_FORWARDED_PROTO;
+    kept.host |= *name == X_FORWARDED_HOST;
+    true
+}
 
+/// For the app: where users reach it (`X-Forwarded-Proto`/`-Host`, unless a trusted proxy said)
+/// and `Host`: the client's, or the app's own with `--rewrite-host`.
+fn set_app_headers(
+    inbound: &HeaderMap,
+    out: &mut HeaderMap,
+    ctx: &RequestContext<'_>,
+    kept: &Kept<'_>,
+) {
     let c = ctx.constants;
-    if to_app {
-        if !kept_proto {
-            out.insert(X_FORWARDED_PROTO, c.forwarded_proto.clone());
-        }
-        if !kept_host {
-            out.insert(X_FORWARDED_HOST, c.forwarded_host.clone());
-        }
-        let host_value = if ctx.fixed.rewrite_host {
-            Some(c.app_host.clone())
-        } else {
-            inbound.get(header::HOST).cloned()
-        };
-        if let Some(h) = host_value {
-            out.insert(header::HOST, h);
-        }
-    } else {
-        out.insert(header::HOST, c.ory_host.clone());
-        out.insert(
-            HeaderName::from_static("ory-base-url-rewrite"),
-            c.ory_base_url_rewrite.clone(),
-        );
-        out.insert(
-            HeaderName::from_static("ory-no-custom-domain-redirect"),
-            HeaderValue::from_static("true"),
-        );
-        if let Some(t) = &c.ory_rewrite_token {
-            out.insert(
-                HeaderName::from_static("ory-base-url-rewrite-token"),
-                t.clone(),
-            );
-        }
-        out.insert(header::ACCEPT_ENCODING, ory_accept_encoding(inbound));
+    if !kept.proto {
+        out.insert(X_FORWARDED_PROTO, c.forwarded_proto.clone());
     }
+    if !kept.host {
+        out.insert(X_FORWARDED_HOST, c.forwarded_host.clone());
+    }
+    let host_value = if ctx.fixed.rewrite_host {
+        Some(c.app_host.clone())
+    } else {
+        inbound.get(header::HOST).cloned()
+    };
+    if let Some(h) = host_value {
+        out.insert(header::HOST, h);
+    }
+}
+
+/// For Ory: its own `Host`, the control headers that tell it where it is published, and the
+/// codings the proxy can rewrite.
+fn set_ory_headers(inbound: &HeaderMap, out: &mut HeaderMap, c: &OutboundConstants) {
+    out.insert(header::HOST, c.ory_host.clone());
+    out.insert(
+        HeaderName::from_static("ory-base-url-rewrite"),
+        c.ory_base_url_rewrite.clone(),
+    );
+    out.insert(
+        HeaderName::from_static("ory-no-custom-domain-redirect"),
+        HeaderValue::from_static("true"),
+    );
+    if let Some(t) = &c.ory_rewrite_token {
+        out.insert(
+            HeaderName::from_static("ory-base-url-rewrite-token"),
+            t.clone(),
+        );
+    }
+    out.insert(header::ACCEPT_ENCODING, ory_accept_encoding(inbound));
 }
 
 #[cfg(test)]
@@ -425,44 +402,6 @@ mod tests {
         assert!(ory.get("ory-base-url-rewrite-token").is_none());
         assert!(ory.get("x-ory-base-url-rewrite").is_none());
         assert_eq!(all(&ory, "host"), ["kratos.internal:4433"]);
-    }
-
-    #[test]
-    fn client_address_walks_the_trusted_chain() {
-        let nets: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let peer = ip("10.0.0.1");
-        assert_eq!(
-            client_address(ip("192.0.2.1"), &["6.6.6.6"], &nets),
-            ip("192.0.2.1")
-        );
-        assert_eq!(client_address(peer, &[], &nets), peer);
-        assert_eq!(
-            client_address(peer, &["1.1.1.1, 2.2.2.2, 10.9.9.9"], &nets),
-            ip("2.2.2.2")
-        );
-        assert_eq!(
-            client_address(peer, &["1.1.1.1", "10.2.2.2"], &nets),
-            ip("1.1.1.1")
-        );
-        assert_eq!(
-            client_address(peer, &["10.3.3.3,10.2.2.2"], &nets),
-            ip("10.3.3.3")
-        );
-        assert_eq!(
-            client_address(peer, &["x, 10.2.2.2"], &nets),
-            ip("10.2.2.2")
-        );
-        assert_eq!(client_address(peer, &["1.1.1.1, unknown"], &nets), peer);
-        assert_eq!(
-            client_address(peer, &["[2001:db8::1]:80"], &nets),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            client_address(peer, &["::ffff:1.2.3.4"], &nets),
-            ip("1.2.3.4")
-        );
-        assert_eq!(client_address(peer, &[",,"], &nets), peer);
     }
 
     #[test]
