@@ -8,7 +8,7 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -26,6 +26,8 @@ fn awc_owned(name: &header::HeaderName) -> bool {
         || *name == header::CONNECTION
 }
 
+/// Relays an upgrade request: the handshake with the upstream, the client's 101, then bytes both
+/// ways until either side closes.
 pub async fn relay(
     req: &HttpRequest,
     payload: web::Payload,
@@ -39,6 +41,39 @@ pub async fn relay(
             "WebSocket upgrade without Sec-WebSocket-Key".into(),
         ));
     };
+    let (res, leftover, io) = match handshake(req, client, url, ctx).await? {
+        Handshake::Upgraded { res, leftover, io } => (res, leftover, io),
+        // The upstream refused the upgrade (401, 404, …): the client sees that status (awc
+        // keeps no body of a refused handshake).
+        Handshake::Refused(status) => return Ok(HttpResponse::build(status).finish()),
+    };
+    let mut builder = switching_protocols(&res, &key, ctx, live);
+    // A raw byte relay: no `Content-Type` on the 101 (`streaming` would add one).
+    Ok(builder.body(actix_web::body::BodyStream::new(pipe(
+        payload, leftover, io,
+    ))))
+}
+
+/// How the upstream answered the upgrade.
+enum Handshake {
+    /// It switched protocols: its answer, the bytes awc read past the handshake, the socket.
+    Upgraded {
+        res: awc::ClientResponse,
+        leftover: Bytes,
+        io: awc::BoxedSocket,
+    },
+    /// It answered with this status instead.
+    Refused(StatusCode),
+}
+
+/// The upstream's side of the handshake, under the request header rules, within
+/// `[upstream].response_timeout`.
+async fn handshake(
+    req: &HttpRequest,
+    client: &awc::Client,
+    url: &str,
+    ctx: &RequestContext<'_>,
+) -> Result<Handshake, ProxyError> {
     // Sec-WebSocket-Protocol/-Extensions are end-to-end and go through with the rest.
     let mut headers = header::HeaderMap::new();
     write_upstream_headers(req.headers(), &mut headers, ctx);
@@ -53,24 +88,36 @@ pub async fn relay(
         .map_err(|_| ProxyError::Timeout {
             upstream: ctx.upstream,
         })?;
-    let (res, framed) = match connected {
-        Ok(pair) => pair,
-        // The upstream refused the upgrade (401, 404, …): the client sees that status (awc
-        // keeps no body of a refused handshake).
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
-            return Ok(HttpResponse::build(status).finish())
-        }
-        Err(awc::error::WsClientError::SendRequest(e)) => {
-            return Err(ProxyError::from_send(ctx.upstream, e))
-        }
-        Err(other) => {
-            return Err(ProxyError::BadAnswer {
-                upstream: ctx.upstream,
-                detail: format!("WebSocket handshake: {other}"),
+    match connected {
+        Ok((res, framed)) => {
+            let parts = framed.into_parts();
+            Ok(Handshake::Upgraded {
+                res,
+                leftover: Bytes::from(parts.read_buf),
+                io: parts.io,
             })
         }
-    };
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            Ok(Handshake::Refused(status))
+        }
+        Err(awc::error::WsClientError::SendRequest(e)) => {
+            Err(ProxyError::from_send(ctx.upstream, e))
+        }
+        Err(other) => Err(ProxyError::BadAnswer {
+            upstream: ctx.upstream,
+            detail: format!("WebSocket handshake: {other}"),
+        }),
+    }
+}
 
+/// The client's 101: the upstream's headers under the answer rules, the proxy's own
+/// `Sec-WebSocket-Accept` for the client's key.
+fn switching_protocols(
+    res: &awc::ClientResponse,
+    key: &HeaderValue,
+    ctx: &RequestContext<'_>,
+    live: &Live,
+) -> HttpResponseBuilder {
     let mut builder = HttpResponse::build(StatusCode::SWITCHING_PROTOCOLS);
     let rctx = ResponseContext {
         upstream: ctx.upstream,
@@ -85,13 +132,17 @@ pub async fn relay(
     if let Ok(v) = HeaderValue::from_bytes(&accept) {
         builder.insert_header((header::SEC_WEBSOCKET_ACCEPT, v));
     }
+    builder
+}
 
-    let parts = framed.into_parts();
-    let leftover = Bytes::from(parts.read_buf);
-    let (up_read, mut up_write) = tokio::io::split(parts.io);
-
-    // Browser → upstream.
-    let mut payload = payload;
+/// Copies raw bytes both ways: the client's on a task of their own, the upstream's as the
+/// 101's body — first what awc had already read past the handshake, then the socket.
+fn pipe(
+    mut payload: web::Payload,
+    leftover: Bytes,
+    io: awc::BoxedSocket,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    let (up_read, mut up_write) = tokio::io::split(io);
     actix_rt::spawn(async move {
         while let Some(chunk) = payload.next().await {
             let Ok(chunk) = chunk else { break };
@@ -101,8 +152,6 @@ pub async fn relay(
         }
         let _ = up_write.shutdown().await;
     });
-
-    // Upstream → browser: what awc had already read past the handshake first, then the socket.
     let first = (!leftover.is_empty()).then_some(Ok::<Bytes, std::io::Error>(leftover));
     let rest = futures_util::stream::unfold(
         (up_read, BytesMut::with_capacity(16 * 1024)),
@@ -117,7 +166,5 @@ pub async fn relay(
             }
         },
     );
-    let down = futures_util::stream::iter(first).chain(rest);
-    // A raw byte relay: no `Content-Type` on the 101 (`streaming` would add one).
-    Ok(builder.body(actix_web::body::BodyStream::new(down)))
+    futures_util::stream::iter(first).chain(rest)
 }
