@@ -94,6 +94,9 @@ impl Auth {
 
 type SessionMap = Cache<CredentialKey, Arc<Entry>>;
 
+/// Ory could not answer for a request (it failed, or the breaker kept the request from asking).
+struct Unavailable;
+
 enum Cmd {
     /// `[session].cache_max_entries` may have changed: rebuild to the live value.
     Resize,
@@ -221,24 +224,54 @@ impl SessionCache {
         if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
             let _ = self.0.tx.try_send(Cmd::Resize);
         }
-        // While the breaker is open, a miss asks Ory only as the probe; hits are served.
-        let _probe = match self.0.breaker.is_open() && cache.get(&creds.key).await.is_none() {
-            false => None,
-            true => match self.0.breaker.admit(Instant::now()) {
-                Admission::Skip => return Auth::Unavailable,
-                Admission::Probe(guard) => Some(guard),
-                Admission::Ask => None,
-            },
+        // Held until the answer is in: dropping it lets the next probe through.
+        let Ok(_probe) = self.admit(&cache, &creds).await else {
+            return Auth::Unavailable;
         };
-        // A second round only when the first found a session logged out after its whoami was
-        // sent (see `revocations`), or older than a lowered `cache_ttl`; a second such answer
-        // is not served either.
-        let mut fresh = None;
+        let entry = match self.fresh_entry(&cache, &creds, live, ory).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Auth::Anonymous,
+            Err(Unavailable) => return Auth::Unavailable,
+        };
+        let Entry::Active { session, token, .. } = &*entry else {
+            return Auth::Anonymous;
+        };
+        self.token_for(&cache, &creds, session, token, live).await
+    }
+
+    /// While the breaker is open, a miss asks Ory only as the probe; hits are served. `Ok`: ask,
+    /// holding the probe's slot when this is the probe.
+    async fn admit(
+        &self,
+        cache: &SessionMap,
+        creds: &credentials::Credentials,
+    ) -> Result<Option<breaker::ProbeGuard<'_>>, Unavailable> {
+        if !self.0.breaker.is_open() || cache.get(&creds.key).await.is_some() {
+            return Ok(None);
+        }
+        match self.0.breaker.admit(Instant::now()) {
+            Admission::Skip => Err(Unavailable),
+            Admission::Probe(guard) => Ok(Some(guard)),
+            Admission::Ask => Ok(None),
+        }
+    }
+
+    /// The cached or fresh answer for `creds`, `Ok(None)` when there is none to serve. A second
+    /// round only when the first found a session logged out after its whoami was sent (see
+    /// `revocations`), or older than a lowered `cache_ttl`; a second such answer is not served
+    /// either.
+    async fn fresh_entry(
+        &self,
+        cache: &SessionMap,
+        creds: &credentials::Credentials,
+        live: &Live,
+        ory: &awc::Client,
+    ) -> Result<Option<Arc<Entry>>, Unavailable> {
         for _round in 0..2 {
             let asked = Instant::now();
-            let Ok(entry) = self.lookup(&cache, &creds, ory).await else {
+            let Ok(entry) = self.lookup(cache, creds, ory).await else {
                 // (Counted and logged by the call that failed, once for all its waiters.)
-                return Auth::Unavailable;
+                return Err(Unavailable);
             };
             if let Entry::Active {
                 looked_up,
@@ -266,18 +299,22 @@ impl SessionCache {
                     continue;
                 }
             }
-            fresh = Some(entry);
-            break;
+            return Ok(Some(entry));
         }
-        let Some(entry) = fresh else {
-            return Auth::Anonymous;
-        };
-        let Entry::Active { session, token, .. } = &*entry else {
-            return Auth::Anonymous;
-        };
-        let now = mint::unix_now();
+        Ok(None)
+    }
+
+    /// The session's token: the cached one while it is reusable, else a fresh one.
+    async fn token_for(
+        &self,
+        cache: &SessionMap,
+        creds: &credentials::Credentials,
+        session: &ActiveSession,
+        token: &ArcSwapOption<Minted>,
+        live: &Arc<Live>,
+    ) -> Auth {
         if let Some(m) = token.load().as_deref() {
-            if m.reusable(now, live) {
+            if m.reusable(mint::unix_now(), live) {
                 return Auth::Jwt(m.header.clone());
             }
         }
@@ -299,7 +336,6 @@ impl SessionCache {
         }
     }
 
-    /// The cached answer for `creds`, or one whoami under moka's single-flight.
     async fn lookup(
         &self,
         cache: &SessionMap,
