@@ -221,46 +221,8 @@ impl Metrics {
         writeln!(out, "# TYPE ory_proxy_start_time_seconds gauge")?;
         writeln!(out, "ory_proxy_start_time_seconds {started:.3}")?;
 
-        writeln!(out, "# HELP ory_proxy_requests_total Requests answered, by who answered (app, ory, proxy) and status class.")?;
-        writeln!(out, "# TYPE ory_proxy_requests_total counter")?;
-        for by in Answerer::ALL {
-            for (i, n) in self.requests[by as usize].iter().enumerate() {
-                writeln!(
-                    out,
-                    "ory_proxy_requests_total{{upstream=\"{}\",code=\"{}xx\"}} {}",
-                    by.label(),
-                    i + 1,
-                    n.load(Relaxed)
-                )?;
-            }
-        }
-
-        writeln!(out, "# HELP ory_proxy_response_head_seconds Time from a request's arrival until its answer's head was ready; bodies stream after it.")?;
-        writeln!(out, "# TYPE ory_proxy_response_head_seconds histogram")?;
-        for by in Answerer::ALL {
-            let h = &self.head_time[by as usize];
-            let mut cumulative = 0;
-            for (i, n) in h.counts.iter().enumerate() {
-                cumulative += n.load(Relaxed);
-                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
-                writeln!(
-                    out,
-                    "ory_proxy_response_head_seconds_bucket{{upstream=\"{}\",le=\"{le}\"}} {cumulative}",
-                    by.label()
-                )?;
-            }
-            let sum = h.sum_micros.load(Relaxed) as f64 / 1e6;
-            writeln!(
-                out,
-                "ory_proxy_response_head_seconds_sum{{upstream=\"{}\"}} {sum}",
-                by.label()
-            )?;
-            writeln!(
-                out,
-                "ory_proxy_response_head_seconds_count{{upstream=\"{}\"}} {cumulative}",
-                by.label()
-            )?;
-        }
+        self.render_requests(out)?;
+        self.render_head_time(out)?;
 
         let load = |c: &AtomicU64| c.load(Relaxed);
         counter_family(
@@ -287,6 +249,55 @@ impl Metrics {
             "result",
             ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
         )?;
+        Ok(())
+    }
+
+    /// `ory_proxy_requests_total`: answers by who gave them and status class.
+    fn render_requests(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "# HELP ory_proxy_requests_total Requests answered, by who answered (app, ory, proxy) and status class.")?;
+        writeln!(out, "# TYPE ory_proxy_requests_total counter")?;
+        for by in Answerer::ALL {
+            for (i, n) in self.requests[by as usize].iter().enumerate() {
+                writeln!(
+                    out,
+                    "ory_proxy_requests_total{{upstream=\"{}\",code=\"{}xx\"}} {}",
+                    by.label(),
+                    i + 1,
+                    n.load(Relaxed)
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `ory_proxy_response_head_seconds`: the histogram of time to the answer's head.
+    fn render_head_time(&self, out: &mut String) -> std::fmt::Result {
+        writeln!(out, "# HELP ory_proxy_response_head_seconds Time from a request's arrival until its answer's head was ready; bodies stream after it.")?;
+        writeln!(out, "# TYPE ory_proxy_response_head_seconds histogram")?;
+        for by in Answerer::ALL {
+            let h = &self.head_time[by as usize];
+            let mut cumulative = 0;
+            for (i, n) in h.counts.iter().enumerate() {
+                cumulative += n.load(Relaxed);
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                writeln!(
+                    out,
+                    "ory_proxy_response_head_seconds_bucket{{upstream=\"{}\",le=\"{le}\"}} {cumulative}",
+                    by.label()
+                )?;
+            }
+            let sum = h.sum_micros.load(Relaxed) as f64 / 1e6;
+            writeln!(
+                out,
+                "ory_proxy_response_head_seconds_sum{{upstream=\"{}\"}} {sum}",
+                by.label()
+            )?;
+            writeln!(
+                out,
+                "ory_proxy_response_head_seconds_count{{upstream=\"{}\"}} {cumulative}",
+                by.label()
+            )?;
+        }
         Ok(())
     }
 }
