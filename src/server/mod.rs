@@ -216,7 +216,10 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let settings = if port == 0 {
             loader.set_bound_port(addr.port());
-            loader.load()?.settings
+            // The text already read, not a second read: a pipe (`-c <(cat proxy.toml)`) has
+            // nothing left to give.
+            let text = loaded.layered.file.map(|(_, text)| text);
+            loader.load_text(text)?.settings
         } else {
             loaded.settings
         };
