@@ -5,13 +5,15 @@
 //! - headers sent upstream: [`request_headers`]; headers sent back: [`response_headers`];
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
-//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
+//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`] (and a declined
+//!   upgrade's answer: [`declined_upgrade`])
 //! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
 //!   for browsers with `--dev`: [`error_page`]
 
 pub mod body_rewrite;
 pub mod cookie_rewrite;
 pub mod cors;
+pub mod declined_upgrade;
 pub mod error;
 pub mod error_page;
 pub mod forward;
