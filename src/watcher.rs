@@ -634,6 +634,8 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
         metrics_listen,
         connect_timeout,
         response_timeout,
+        body_idle_timeout,
+        rewrite_budget,
         // From the environment only, which a reload does not read again.
         api_key: _,
     } = a;
@@ -675,6 +677,11 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
         *response_timeout != b.response_timeout,
         "upstream.response_timeout",
     );
+    check(
+        *body_idle_timeout != b.body_idle_timeout,
+        "limits.body_idle_timeout",
+    );
+    check(*rewrite_budget != b.rewrite_budget, "limits.rewrite_budget");
     out
 }
 

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub jwt: Option<JwtSection>,
     pub session: Option<SessionSection>,
     pub upstream: Option<UpstreamSection>,
+    pub limits: Option<LimitsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +77,13 @@ pub struct SessionSection {
 pub struct UpstreamSection {
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub body_idle_timeout: Option<String>,
+    pub rewrite_budget: Option<String>,
 }
 
 /// Parses the file text; errors carry file, line and dotted key.

@@ -38,6 +38,7 @@ pub struct Raw {
     pub jwt: RawJwt,
     pub session: RawSession,
     pub upstream: RawUpstream,
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +84,22 @@ pub struct RawUpstream {
     pub response_timeout: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawLimits {
+    pub body_idle_timeout: String,
+    pub rewrite_budget: String,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            body_idle_timeout: "30s".into(),
+            rewrite_budget: "64MiB".into(),
+        }
+    }
+}
+
 impl Default for Raw {
     fn default() -> Self {
         Raw {
@@ -105,6 +122,7 @@ impl Default for Raw {
             jwt: RawJwt::default(),
             session: RawSession::default(),
             upstream: RawUpstream::default(),
+            limits: RawLimits::default(),
         }
     }
 }

@@ -134,21 +134,26 @@ pub async fn forward(
         && routed.upstream == Upstream::Ory
         && req.method() == Method::DELETE
         && route::path_of(routed.path_and_query) == API_LOGOUT_PATH;
-    let timeout = state.fixed.response_timeout;
+    let timeouts = request_body::Timeouts {
+        body_idle: state.fixed.body_idle_timeout,
+        response: state.fixed.response_timeout,
+    };
     let read = if api_logout {
-        request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await?
+        let limit = API_LOGOUT_BODY_LIMIT;
+        request_body::read_small(req.headers(), payload, limit, timeouts.body_idle).await?
     } else {
         Err(payload)
     };
     let (mut res, logged_out_token) = match read {
         Ok(body) => {
             let token = session_token_of(&body);
-            let res = request_body::send_buffered(out, body, routed.upstream, timeout).await?;
+            let res =
+                request_body::send_buffered(out, body, routed.upstream, timeouts.response).await?;
             (res, token)
         }
         Err(payload) => {
             let res =
-                request_body::send(out, req.headers(), payload, routed.upstream, timeout).await?;
+                request_body::send(out, req.headers(), payload, routed.upstream, timeouts).await?;
             (res, None)
         }
     };

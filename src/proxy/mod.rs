@@ -10,6 +10,7 @@
 //! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
 //!   for browsers with `--dev`: [`error_page`]
 
+pub mod body_idle;
 pub mod body_rewrite;
 pub mod cookie_rewrite;
 pub mod cors;

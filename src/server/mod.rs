@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod banner;
+pub mod limits;
 pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
@@ -262,6 +263,8 @@ impl Proxy {
             metrics_addr,
         });
         let connect_timeout = fixed.connect_timeout;
+        let workers = limits::workers();
+        let max_connections = limits::connection_cap_now(workers);
 
         let worker_live = live.clone();
         let worker_state = state.clone();
@@ -287,6 +290,9 @@ impl Proxy {
                 .configure(routes)
                 .wrap(from_fn(edge))
         })
+        .workers(workers)
+        // Accepted connections always have room for their upstream ones (see `limits`).
+        .max_connections(max_connections)
         .tcp_nodelay(true)
         // The dispatcher appends another body piece while its buffer holds less than this, and
         // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
@@ -436,6 +442,7 @@ fn open_browser(url: &str) {
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.debug);
+    limits::raise_nofile_limit();
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
     }
