@@ -215,3 +215,200 @@ fn descriptor_exhaustion_delays_new_connections_and_never_fails_accepted_ones() 
         proxy.logs()
     );
 }
+
+/// A fake Ory serving one `text/html` page of `size` bytes that names its own URL (so the
+/// proxy rewrites it), with a `Content-Length` or chunked, one request per connection, each on
+/// a thread of its own.
+fn big_page_ory(size: usize, chunked: bool) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let mut page = format!("<a href=\"{url}/self-service/login\">sign in</a>").into_bytes();
+    page.resize(size, b' ');
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {size}")
+    };
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n{framing}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    if chunked {
+        for piece in page.chunks(64 * 1024) {
+            answer.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            answer.extend_from_slice(piece);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        answer.extend_from_slice(&page);
+    }
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(&answer);
+            });
+        }
+    });
+    url
+}
+
+/// A client with a small receive buffer that asks for `path` and reads only the answer's
+/// head: a slow reader.
+fn slow_reader(addr: SocketAddr, path: &str) -> (TcpStream, String) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let mut s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "closed in the head");
+        head.push(b[0]);
+    }
+    (s, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// One sample of the proxy's metrics listener.
+fn metric(metrics: SocketAddr, series: &str) -> f64 {
+    let r = common::raw_get(metrics, "/metrics", &[]);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+fn metrics_addr(p: &Proxy) -> SocketAddr {
+    const BANNER: &str = "  metrics      http://";
+    let line = p
+        .wait_line(Duration::from_secs(10), |l| l.starts_with(BANNER))
+        .expect("a metrics line in the banner");
+    line[BANNER.len()..]
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap()
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16)
+            .expect("chunk size");
+        b = &b[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// Reads the rest of `s`; whether the body names `publish`'s rewritten link (else it must name
+/// `ory`'s own, and be the whole page).
+fn rewritten(s: &mut TcpStream, chunked: bool, publish: &str, ory: &str, page: usize) -> bool {
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).unwrap();
+    if chunked {
+        body = dechunk(&body);
+    }
+    let start = String::from_utf8_lossy(&body[..200]).into_owned();
+    if start.contains(&format!("href=\"{publish}/.ory/self-service/login\"")) {
+        return true;
+    }
+    assert!(
+        start.contains(&format!("href=\"{ory}/self-service/login\"")),
+        "{start}"
+    );
+    assert_eq!(body.len(), page, "an unrewritten page arrives whole");
+    false
+}
+
+const PAGE: usize = 6_000_000;
+
+#[test]
+fn answers_over_the_rewrite_budget_pass_unrewritten_and_the_budget_comes_back() {
+    let app = FakeApp::start();
+    let ory = big_page_ory(PAGE, false);
+    // Room for two pages held at once, not three.
+    let proxy = Proxy::to(&app.url())
+        .ory(&ory)
+        .toml("metrics_listen = \"127.0.0.1:0\"\n[limits]\nrewrite_budget = \"16MiB\"\n")
+        .start();
+    let metrics = metrics_addr(&proxy);
+    let publish = proxy.default_publish();
+    assert_eq!(metric(metrics, "ory_proxy_rewrite_buffer_bytes"), 0.0);
+
+    // Five slow readers at once: each answer's head has come, no body has been read.
+    let mut readers: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let (s, head) = slow_reader(proxy.addr(), "/.ory/ui/login");
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            s
+        })
+        .collect();
+    let held = metric(metrics, "ory_proxy_rewrite_buffer_bytes");
+    assert!(
+        held >= 2.0 * PAGE as f64 && held <= 16.0 * 1024.0 * 1024.0,
+        "{held} bytes held for rewriting"
+    );
+    assert_eq!(metric(metrics, "ory_proxy_rewrite_skipped_total"), 3.0);
+
+    // Every body arrives whole: two rewritten onto the proxy's URL, three as Ory sent them.
+    let count: usize = readers
+        .iter_mut()
+        .map(|s| usize::from(rewritten(s, false, &publish, &ory, PAGE)))
+        .sum();
+    assert_eq!(count, 2);
+    let back = common::within(Duration::from_secs(10), || {
+        metric(metrics, "ory_proxy_rewrite_buffer_bytes") == 0.0
+    });
+    assert!(back.is_some(), "the budget did not come back to zero");
+
+    // With the budget free again, the next answer is rewritten.
+    let (mut s, _) = slow_reader(proxy.addr(), "/.ory/ui/login");
+    assert!(rewritten(&mut s, false, &publish, &ory, PAGE));
+}
+
+#[test]
+fn a_chunked_answer_takes_budget_piece_by_piece_and_passes_when_it_runs_out() {
+    let app = FakeApp::start();
+    let ory = big_page_ory(PAGE, true);
+    let proxy = Proxy::to(&app.url())
+        .ory(&ory)
+        .toml("metrics_listen = \"127.0.0.1:0\"\n[limits]\nrewrite_budget = \"4MiB\"\n")
+        .start();
+    let metrics = metrics_addr(&proxy);
+    let (mut s, head) = slow_reader(proxy.addr(), "/.ory/ui/login");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // What was read before the budget ran out stays held until it has been sent.
+    let held = metric(metrics, "ory_proxy_rewrite_buffer_bytes");
+    assert!(held > 0.0 && held <= 4.0 * 1024.0 * 1024.0, "{held}");
+    assert_eq!(metric(metrics, "ory_proxy_rewrite_skipped_total"), 1.0);
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked"));
+    assert!(!rewritten(
+        &mut s,
+        true,
+        &proxy.default_publish(),
+        &ory,
+        PAGE
+    ));
+    let back = common::within(Duration::from_secs(10), || {
+        metric(metrics, "ory_proxy_rewrite_buffer_bytes") == 0.0
+    });
+    assert!(back.is_some(), "the budget did not come back to zero");
+}

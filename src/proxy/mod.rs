@@ -23,6 +23,7 @@ pub mod location_rewrite;
 pub mod request_body;
 pub mod request_headers;
 pub mod response_headers;
+pub mod rewrite_budget;
 pub mod route;
 pub mod upstream_client;
 pub mod websocket;
@@ -43,6 +44,8 @@ pub struct ProxyState {
     /// The session → JWT cache; `None` with `--no-jwt`.
     pub sessions: Option<SessionCache>,
     pub metrics: Arc<Metrics>,
+    /// Bytes of Ory answers held for rewriting, across all requests.
+    pub rewrite_budget: Arc<rewrite_budget::RewriteBudget>,
     /// The bound metrics listener (`metrics_listen`); requests arriving there get metrics only.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }

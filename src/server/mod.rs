@@ -259,6 +259,10 @@ impl Proxy {
             fixed: fixed.clone(),
             live: live.clone(),
             sessions,
+            rewrite_budget: crate::proxy::rewrite_budget::RewriteBudget::new(
+                fixed.rewrite_budget,
+                metrics.clone(),
+            ),
             metrics,
             metrics_addr,
         });
