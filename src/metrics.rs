@@ -456,7 +456,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 8, "{described:?}");
+        assert_eq!(described.len(), 10, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }
