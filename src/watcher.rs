@@ -119,7 +119,8 @@ impl WatcherHandle {
         // Capacity 1 is enough: a queued event already means "read the file again".
         let (fs_tx, fs_rx) = mpsc::channel(1);
         // A pipe (`-c <(cat proxy.toml)`) was read once at start and has nothing more to give.
-        let one_shot = !std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+        // (A file missing right now is watched as usual: it may come back.)
+        let one_shot = std::fs::metadata(&path).is_ok_and(|m| !m.is_file());
         let fs = if one_shot {
             log::info!(
                 "{} is not a regular file (a pipe?): read once at start and not watched; restart to change the settings",

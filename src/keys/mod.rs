@@ -279,14 +279,15 @@ impl KeyActor {
         };
         let keep = (self.token_lifetime)() + Duration::from_secs(5);
         let last = self.file_stamp;
+        let reading = path.clone();
         // Off the runtime: this task shares its thread with signals and reloads, and a file
         // system call can hang (a network mount).
         let polled = file_read::off_runtime(move || {
-            let now = stamp(&path);
+            let now = stamp(&reading);
             if now.is_none() || now == last {
                 return (now, None);
             }
-            (now, Some(read_keys_file(&path, keep)))
+            (now, Some(read_keys_file(&reading, keep)))
         })
         .await;
         let (now_stamp, read) = match polled {
@@ -298,9 +299,6 @@ impl KeyActor {
             }
         };
         self.file_stamp = now_stamp;
-        let Some(path) = self.file.clone() else {
-            return;
-        };
         let (signing, retired) = match read {
             Ok(Some(keys)) => keys,
             Ok(None) => return,

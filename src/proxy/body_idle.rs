@@ -25,6 +25,18 @@ pub enum UploadError {
     Client(#[from] PayloadError),
 }
 
+impl UploadError {
+    /// The answer the client gets.
+    pub fn answer(&self) -> super::ProxyError {
+        match self {
+            UploadError::Idle(d) => super::ProxyError::BodyIdle(*d),
+            UploadError::Client(e) => {
+                super::ProxyError::BadRequest(format!("reading the request body: {e}"))
+            }
+        }
+    }
+}
+
 /// The client's body, failing with [`UploadError::Idle`] after `limit` without a byte.
 pub struct IdleLimited<S> {
     inner: S,

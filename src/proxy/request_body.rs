@@ -74,16 +74,13 @@ pub struct Timeouts {
 
 /// What an awc send error means once the client's body is a possible cause.
 fn send_error(upstream: Upstream, e: SendRequestError) -> ProxyError {
-    if let SendRequestError::Body(cause) = &e {
-        match cause.downcast_ref::<UploadError>() {
-            Some(UploadError::Idle(d)) => return ProxyError::BodyIdle(*d),
-            Some(UploadError::Client(c)) => {
-                return ProxyError::BadRequest(format!("reading the request body: {c}"))
-            }
-            None => {}
+    let upload = match &e {
+        SendRequestError::Body(cause) => {
+            cause.downcast_ref::<UploadError>().map(UploadError::answer)
         }
-    }
-    ProxyError::from_send(upstream, e)
+        _ => None,
+    };
+    upload.unwrap_or_else(|| ProxyError::from_send(upstream, e))
 }
 
 /// Sends `out` with the client's body streamed as it arrives (chunked stays chunked, a length
@@ -150,12 +147,7 @@ pub async fn read_small(
     let mut body = IdleLimited::new(payload, body_idle);
     let mut read = BytesMut::new();
     while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| match e {
-            UploadError::Idle(d) => ProxyError::BodyIdle(d),
-            UploadError::Client(c) => {
-                ProxyError::BadRequest(format!("reading the request body: {c}"))
-            }
-        })?;
+        let piece = piece.map_err(|e| e.answer())?;
         // actix-http stops a body at its Content-Length, which was checked above.
         if read.len() + piece.len() > limit {
             return Err(ProxyError::BadRequest(format!(
