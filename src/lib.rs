@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod file_read;
 pub mod keys;
 pub mod metrics;
 pub mod proxy;
