@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod file_read;
 pub mod header_names;
 pub mod html;
 pub mod keys;

@@ -154,6 +154,10 @@ pub struct Metrics {
     whoami: [AtomicU64; 4],
     minted: AtomicU64,
     reloads: [AtomicU64; 3],
+    /// Bytes of Ory answers held for rewriting now: a gauge, kept by the rewrite budget.
+    rewrite_buffer: AtomicU64,
+    /// Textual Ory answers passed on unrewritten because the rewrite budget was spent.
+    rewrite_skipped: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -166,6 +170,8 @@ impl Default for Metrics {
             whoami: Default::default(),
             minted: AtomicU64::new(0),
             reloads: Default::default(),
+            rewrite_buffer: AtomicU64::new(0),
+            rewrite_skipped: AtomicU64::new(0),
         }
     }
 }
@@ -192,6 +198,15 @@ impl Metrics {
 
     pub fn reload(&self, outcome: ReloadOutcome) {
         self.reloads[outcome as usize].fetch_add(1, Relaxed);
+    }
+
+    /// The bytes held for rewriting: the rewrite budget counts in it directly.
+    pub fn rewrite_buffer(&self) -> &AtomicU64 {
+        &self.rewrite_buffer
+    }
+
+    pub fn rewrite_skipped(&self) {
+        self.rewrite_skipped.fetch_add(1, Relaxed);
     }
 
     /// The Prometheus text exposition format, version 0.0.4.
@@ -248,6 +263,20 @@ impl Metrics {
             "Reloads of proxy.toml after start-up (its content changed, or SIGHUP), by outcome.",
             "result",
             ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_buffer_bytes Bytes of Ory answers held in memory for rewriting now, at most [limits].rewrite_budget.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_buffer_bytes gauge")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_buffer_bytes {}",
+            load(&self.rewrite_buffer)
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_skipped_total Textual Ory answers passed on unrewritten because the rewrite budget was spent.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_skipped_total counter")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_skipped_total {}",
+            load(&self.rewrite_skipped)
         )?;
         Ok(())
     }
@@ -444,7 +473,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 8, "{described:?}");
+        assert_eq!(described.len(), 10, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }

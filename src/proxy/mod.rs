@@ -7,28 +7,34 @@
 //!   [`response_headers`];
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
-//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
+//! - Ory bodies: [`body_rewrite`], with the memory all requests may hold for it:
+//!   [`rewrite_budget`]; CORS: [`cors`]; WebSockets: [`websocket`] (and a declined upgrade's
+//!   answer: [`declined_upgrade`])
 //! - the request handler tying them together, in named phases: [`forward`]; sending bodies
-//!   upstream: [`request_body`]
+//!   upstream: [`request_body`], a client that stops sending one: [`body_idle`]
 //! - every answer the proxy makes up itself (errors, refusals, its own 404s, `--dev` pages)
 //!   and how it becomes HTTP: [`answer`]
 //!
 //! Imports run one way: the rules above import [`route`] (for [`route::Upstream`]) and
 //! [`answer`], never each other in a circle; this module's shared types ([`ProxyState`],
-//! [`RequestLive`], [`AccessTag`]) import no submodule but the header constants.
+//! [`RequestLive`], [`AccessTag`]) import no submodule but the header constants and the
+//! rewrite budget.
 
 pub mod answer;
+pub mod body_idle;
 pub mod body_rewrite;
 pub mod client_address;
 pub mod client_headers;
 pub mod cookie_rewrite;
 pub mod cors;
+pub mod declined_upgrade;
 pub mod forward;
 pub mod hop_by_hop;
 pub mod location_rewrite;
 pub mod request_body;
 pub mod request_headers;
 pub mod response_headers;
+pub mod rewrite_budget;
 pub mod route;
 pub mod upstream_client;
 pub mod websocket;
@@ -48,6 +54,8 @@ pub struct ProxyState {
     /// The session → JWT cache; `None` with `--no-jwt`.
     pub sessions: Option<SessionCache>,
     pub metrics: Arc<Metrics>,
+    /// Bytes of Ory answers held for rewriting, across all requests.
+    pub rewrite_budget: Arc<rewrite_budget::RewriteBudget>,
     /// The bound metrics listener (`metrics_listen`); requests arriving there get metrics only.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }

@@ -83,6 +83,7 @@ pub fn build(tls: Arc<rustls::ClientConfig>, connect: Duration) -> awc::Client {
         .conn_keep_alive(Duration::from_secs(4))
         .conn_lifetime(Duration::from_secs(75));
     awc::Client::builder()
+        .wrap(super::declined_upgrade::KeepDeclinedUpgrades)
         .disable_redirects()
         .disable_timeout()
         .no_default_headers()

@@ -183,5 +183,21 @@ pub fn effective_config(s: &Settings) -> String {
         toml_str(&humantime::format_duration(f.connect_timeout).to_string()),
         toml_str(&humantime::format_duration(f.response_timeout).to_string())
     );
+    let _ = writeln!(
+        b,
+        "\n[limits]\nbody_idle_timeout = {}\nrewrite_budget = {}",
+        toml_str(&humantime::format_duration(f.body_idle_timeout).to_string()),
+        toml_str(&size(f.rewrite_budget))
+    );
     b
+}
+
+/// A byte count in the largest binary unit that divides it, as `proxy.toml` takes it.
+fn size(n: u64) -> String {
+    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n != 0 && n.is_multiple_of(scale) {
+            return format!("{}{unit}", n / scale);
+        }
+    }
+    n.to_string()
 }

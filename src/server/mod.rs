@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod banner;
 mod edge;
+pub mod limits;
 pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
@@ -111,7 +112,10 @@ fn bind_public(loader: &mut Loader) -> Result<(TcpListener, SocketAddr, Settings
     let addr = listener.local_addr()?;
     let settings = if port == 0 {
         loader.set_bound_port(addr.port());
-        loader.load()?.settings
+        // The text already read, not a second read: a pipe (`-c <(cat proxy.toml)`) has
+        // nothing left to give.
+        let text = loaded.layered.file.map(|(_, text)| text);
+        loader.load_text(text)?.settings
     } else {
         loaded.settings
     };
@@ -142,9 +146,13 @@ fn shared_state(
     };
     Ok(web::Data::new(ProxyState {
         constants: OutboundConstants::new(&fixed)?,
-        fixed,
         live: live.clone(),
         sessions,
+        rewrite_budget: crate::proxy::rewrite_budget::RewriteBudget::new(
+            fixed.rewrite_budget,
+            metrics.clone(),
+        ),
+        fixed,
         metrics,
         metrics_addr,
     }))
@@ -159,6 +167,8 @@ fn serve(
     listeners: impl IntoIterator<Item = TcpListener>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let connect_timeout = state.fixed.connect_timeout;
+    let workers = limits::workers();
+    let max_connections = limits::connection_cap_now(workers);
     let server = HttpServer::new(move || {
         let upstreams = web::Data::new(Upstreams {
             app: upstream_client::build(tls.clone(), connect_timeout),
@@ -179,6 +189,9 @@ fn serve(
             .configure(routes)
             .wrap(from_fn(edge::edge))
     })
+    .workers(workers)
+    // Accepted connections always have room for their upstream ones (see `limits`).
+    .max_connections(max_connections)
     .tcp_nodelay(true)
     // The dispatcher appends another body piece while its buffer holds less than this, and
     // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
@@ -362,6 +375,7 @@ fn open_browser(url: &str) {
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.debug);
+    limits::raise_nofile_limit();
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
     }

@@ -69,6 +69,9 @@ fn hint(err: &ProxyError, fixed: &Fixed) -> String {
             "{upstream} answered, but not with HTTP the proxy could pass on. Is the URL the \
              right port and scheme (http or https)?"
         ),
+        ProxyError::BodyIdle(_) => "The client announced a request body and stopped sending \
+                                    it ([limits] body_idle_timeout in proxy.toml)."
+            .into(),
         ProxyError::BadRequest(_)
         | ProxyError::HeadersTooLarge { .. }
         | ProxyError::NotFound(_) => {

@@ -12,7 +12,7 @@ mod dev_page;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, ConnectionType, StatusCode};
 use actix_web::{web, HttpResponse, ResponseError};
 
 use super::route::Upstream;
@@ -37,6 +37,10 @@ pub enum ProxyError {
     /// Request headers over the proxy's limit: 431.
     #[error("request headers too large: {size} bytes, at most {limit} allowed")]
     HeadersTooLarge { size: usize, limit: usize },
+    /// The client stopped sending its body (`[limits].body_idle_timeout`): 408, and the
+    /// connection closes.
+    #[error("no byte of the request body for {}", humantime::format_duration(*.0))]
+    BodyIdle(std::time::Duration),
     /// Nothing at a path the proxy answers itself (the JWKS with `--no-jwt`, the metrics
     /// listener's other paths): 404.
     #[error("{0}")]
@@ -44,12 +48,13 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// The proxy answered the request itself; no upstream was asked.
+    /// The proxy answered the request itself; no upstream answered.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
             ProxyError::BadRequest(_)
                 | ProxyError::HeadersTooLarge { .. }
+                | ProxyError::BodyIdle(_)
                 | ProxyError::NotFound(_)
         )
     }
@@ -84,6 +89,7 @@ impl ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
         }
     }
@@ -100,6 +106,10 @@ impl ProxyError {
             }
         });
         let mut res = HttpResponse::with_body(status, body.to_string());
+        if let ProxyError::BodyIdle(_) = self {
+            // The rest of the body may still come: the connection cannot carry another request.
+            res.head_mut().set_connection_type(ConnectionType::Close);
+        }
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -205,6 +215,10 @@ mod tests {
                     limit: 65_536,
                 },
                 431,
+            ),
+            (
+                ProxyError::BodyIdle(std::time::Duration::from_secs(10)),
+                408,
             ),
             (ProxyError::NotFound("nothing here"), 404),
         ] {

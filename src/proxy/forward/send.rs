@@ -25,7 +25,8 @@ pub(super) struct Sent {
 }
 
 /// Sends `out` with the client's body and waits for the answer's head, within
-/// `[upstream].response_timeout` from the end of the upload.
+/// `[upstream].response_timeout` from the end of the upload; a client that stops sending its
+/// body gets a 408 after `[limits].body_idle_timeout`.
 pub(super) async fn send(
     req: &HttpRequest,
     out: ClientRequest,
@@ -34,20 +35,24 @@ pub(super) async fn send(
     routed: Routed<'_>,
 ) -> Result<Sent, ProxyError> {
     let upstream = routed.upstream;
-    let timeout = state.fixed.response_timeout;
+    let timeouts = request_body::Timeouts {
+        body_idle: state.fixed.body_idle_timeout,
+        response: state.fixed.response_timeout,
+    };
     let read = if is_api_logout(req, state, routed) {
-        request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await?
+        let limit = API_LOGOUT_BODY_LIMIT;
+        request_body::read_small(req.headers(), payload, limit, timeouts.body_idle).await?
     } else {
         Err(payload)
     };
     let (res, logged_out_token) = match read {
         Ok(body) => {
             let token = session_token_of(&body);
-            let res = request_body::send_buffered(out, body, upstream, timeout).await?;
+            let res = request_body::send_buffered(out, body, upstream, timeouts.response).await?;
             (res, token)
         }
         Err(payload) => {
-            let res = request_body::send(out, req.headers(), payload, upstream, timeout).await?;
+            let res = request_body::send(out, req.headers(), payload, upstream, timeouts).await?;
             (res, None)
         }
     };

@@ -10,10 +10,11 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use awc::ClientResponse;
 use futures_util::StreamExt as _;
 
-use crate::config::{Fixed, Live};
+use crate::config::Live;
 use crate::proxy::answer::ProxyError;
 use crate::proxy::body_rewrite::{self, Encoding, MAX_REWRITE_BODY};
 use crate::proxy::response_headers::{copy_response_headers, ResponseContext};
+use crate::proxy::rewrite_budget::{HeldBody, HeldStream, Reservation};
 use crate::proxy::route::Upstream;
 use crate::proxy::ProxyState;
 
@@ -42,7 +43,12 @@ pub(super) async fn response(
     }
     if upstream == Upstream::Ory {
         if let Some(encoding) = rewritable(res.headers(), length) {
-            return rewritten(builder, res, encoding, length, &state.fixed).await;
+            // The declared length is reserved before a byte is read; a chunked body piece by
+            // piece. Over the budget shared by all requests, the answer streams as sent.
+            match state.rewrite_budget.reserve(length.unwrap_or(0)) {
+                Some(held) => return rewritten(builder, res, encoding, length, held, state).await,
+                None => state.metrics.rewrite_skipped(),
+            }
         }
     }
     Ok(streamed(builder, res, length))
@@ -104,22 +110,30 @@ fn rewritable(headers: &HeaderMap, length: Option<u64>) -> Option<Encoding> {
 }
 
 /// A textual Ory answer with every occurrence of Ory's URL replaced by `<PUBLISH_URL>/.ory`.
+/// `held` is its share of the rewrite budget, kept until the body has been sent.
 async fn rewritten(
     mut builder: HttpResponseBuilder,
     mut res: ClientResponse,
     encoding: Encoding,
     length: Option<u64>,
-    fixed: &Fixed,
+    mut held: Reservation,
+    state: &ProxyState,
 ) -> Result<HttpResponse, ProxyError> {
-    let body = match read_up_to(&mut res, MAX_REWRITE_BODY, length).await? {
+    let body = match read_up_to(&mut res, MAX_REWRITE_BODY, length, &mut held).await? {
         Read::Whole(body) => body,
-        // Chunked and larger than anything worth rewriting: passed on as it is, like a large
-        // answer that declared its length, rather than refused.
-        Read::TooLarge(read) => {
+        // Chunked and larger than anything worth rewriting, or over the budget: passed on as
+        // it is, like a large answer that declared its length, rather than refused. What was
+        // read stays counted until it has been sent.
+        Read::Passed(read, why) => {
+            if why == PassReason::Budget {
+                state.metrics.rewrite_skipped();
+            }
             let read = futures_util::stream::iter(read.into_iter().map(Ok));
-            return Ok(builder.body(BodyStream::new(read.chain(res))));
+            let rest = HeldStream::new(read.chain(res), held);
+            return Ok(builder.body(BodyStream::new(rest)));
         }
     };
+    let fixed = &state.fixed;
     let to = format!("{}/.ory", fixed.publish_origin);
     let body = body_rewrite::rewrite(body, encoding, &fixed.ory_base, &to).map_err(|e| {
         ProxyError::BadAnswer {
@@ -127,21 +141,36 @@ async fn rewritten(
             detail: e.to_string(),
         }
     })?;
-    Ok(builder.body(body))
+    // Rewriting changes the size a little; when the budget cannot cover a longer body, it is
+    // sent anyway (it was read within the budget).
+    let _ = held.cover(body.len() as u64);
+    let n = body.len() as u64;
+    Ok(builder.body(SizedStream::new(n, HeldBody::new(body, held))))
 }
 
-/// A body read whole, or the pieces read before it passed the limit.
+/// Why a body is passed on unrewritten after part of it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassReason {
+    /// Larger than [`MAX_REWRITE_BODY`].
+    TooLarge,
+    /// The global rewrite budget is spent.
+    Budget,
+}
+
+/// A body read whole, or the pieces read before it passed a limit.
 enum Read {
     Whole(bytes::Bytes),
-    TooLarge(Vec<bytes::Bytes>),
+    Passed(Vec<bytes::Bytes>, PassReason),
 }
 
-/// Reads `res`'s body while it stays within `limit` bytes. A body that ends short of its
-/// declared `length` is an error: the rewritten answer would otherwise look complete.
+/// Reads `res`'s body while it stays within `limit` bytes and `held` can cover it. A body that
+/// ends short of its declared `length` is an error: the rewritten answer would otherwise look
+/// complete.
 async fn read_up_to<S>(
     res: &mut ClientResponse<S>,
     limit: usize,
     length: Option<u64>,
+    held: &mut Reservation,
 ) -> Result<Read, ProxyError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, actix_http::error::PayloadError>> + Unpin,
@@ -154,9 +183,13 @@ where
             detail: format!("reading the body: {e}"),
         })?;
         total += piece.len();
+        let covered = held.cover(total as u64);
         pieces.push(piece);
         if total > limit {
-            return Ok(Read::TooLarge(pieces));
+            return Ok(Read::Passed(pieces, PassReason::TooLarge));
+        }
+        if !covered {
+            return Ok(Read::Passed(pieces, PassReason::Budget));
         }
     }
     if let Some(n) = length.filter(|&n| n != total as u64) {
