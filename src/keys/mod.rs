@@ -5,6 +5,8 @@
 //! Rotation publishes the new public key first, switches signing to it after, and keeps the
 //! old public key until every token it signed has expired. `SIGUSR1` asks for a rotation.
 
+mod error;
+mod file;
 pub mod jwk;
 pub mod strict_modes;
 
@@ -17,20 +19,10 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::file_read::{self, Accept};
-use jwk::{EcKey, JwkError, JwksJson};
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("JWT keys file {path}: {message}")]
-    File { path: PathBuf, message: String },
-    #[error(transparent)]
-    Jwk(#[from] JwkError),
-    #[error("cannot serialise the JWKS: {0}")]
-    Serialise(#[from] serde_json::Error),
-    #[error("the key actor has stopped")]
-    Stopped,
-}
+use crate::file_read;
+pub use error::KeyError;
+use file::{load_or_create, read_keys_file, stamp, write_keys_file, Retired};
+use jwk::{EcKey, JwksJson};
 
 /// The key that signs new tokens.
 pub struct SigningKey {
@@ -60,12 +52,6 @@ enum Cmd {
 pub struct KeyHandle {
     ring: Arc<ArcSwap<KeyRing>>,
     tx: mpsc::Sender<Cmd>,
-}
-
-/// A verify-only key and when it leaves the JWKS.
-struct Retired {
-    key: EcKey,
-    until: SystemTime,
 }
 
 /// How often the keys file is checked for another instance's rotation. Well below the
@@ -115,131 +101,6 @@ fn build_ring(signing: &EcKey, extra_public: &[&EcKey]) -> Result<KeyRing, KeyEr
         }),
         jwks: Bytes::from(jwks),
         kids,
-    })
-}
-
-/// Writes the keys file atomically with mode 0600: a temp file beside it, then either a
-/// rename over it, or (`create_only`) a hard link that fails when the file already exists, so
-/// that instances starting together end up with one key instead of each its own.
-/// Returns false when `create_only` lost that race.
-fn write_keys_file(path: &Path, jwks: &JwksJson, create_only: bool) -> Result<bool, KeyError> {
-    let err = |message: String| KeyError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = serde_json::to_vec_pretty(jwks).map_err(|e| err(e.to_string()))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("keys"),
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let write = || -> std::io::Result<bool> {
-        use std::io::Write as _;
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-        if create_only {
-            match std::fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
-            }
-        } else {
-            std::fs::rename(&tmp, path).map(|()| true)
-        }
-    };
-    let written = write();
-    let _ = std::fs::remove_file(&tmp);
-    written.map_err(|e| err(format!("cannot write: {e}")))
-}
-
-/// The keys file's identity, to notice another instance's write.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
-/// Reads the keys file; `Ok(None)` when it does not exist. Its first key signs; the others
-/// are verify-only until their `retire_at`. A file that someone else could have written is
-/// refused (see [`strict_modes`]), and so is anything but a regular file of at most
-/// [`file_read::MAX_FILE_BYTES`].
-fn read_keys_file(
-    path: &Path,
-    default_keep: Duration,
-) -> Result<Option<(EcKey, Vec<Retired>)>, KeyError> {
-    let err = |message: String| KeyError::File {
-        path: path.to_path_buf(),
-        message,
-    };
-    strict_modes::check_dir(path).map_err(err)?;
-    let content = match file_read::read(path, file_read::MAX_FILE_BYTES, Accept::Regular) {
-        Ok(c) => c,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(err(format!("cannot read: {e}"))),
-    };
-    strict_modes::check_file(path, &content.meta).map_err(err)?;
-    let jwks: JwksJson = serde_json::from_slice(&content.bytes)
-        .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
-    let mut keys = jwks.keys.iter().enumerate();
-    let (i, first) = keys.next().ok_or_else(|| err("holds no key".into()))?;
-    let signing = EcKey::from_private_jwk(i, first).map_err(|e| err(e.to_string()))?;
-    let now = SystemTime::now();
-    let mut retired = Vec::new();
-    for (i, j) in keys {
-        let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
-        let until = j
-            .retire_at
-            .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
-            .unwrap_or(now + default_keep);
-        if until > now {
-            retired.push(Retired { key, until });
-        }
-    }
-    Ok(Some((signing, retired)))
-}
-
-/// Loads the keys file, or creates it with a fresh key when it does not exist.
-/// An unreadable or malformed file is an error: never a silent new key.
-fn load_or_create(path: &Path, default_keep: Duration) -> Result<(EcKey, Vec<Retired>), KeyError> {
-    if let Some(keys) = read_keys_file(path, default_keep)? {
-        // Once, at start; a re-read after another instance's rotation does not repeat it.
-        if std::fs::metadata(path).is_ok_and(|m| strict_modes::readable_by_others(&m)) {
-            log::warn!(
-                "JWT keys file {} is readable by others; chmod 600 it",
-                path.display()
-            );
-        }
-        return Ok(keys);
-    }
-    let signing = EcKey::generate();
-    let created = write_keys_file(
-        path,
-        &JwksJson {
-            keys: vec![signing.private_jwk()],
-        },
-        true,
-    )?;
-    if created {
-        log::info!(
-            "created JWT keys file {} (key id {})",
-            path.display(),
-            signing.kid
-        );
-        return Ok((signing, Vec::new()));
-    }
-    // Another instance created it first: use its key.
-    read_keys_file(path, default_keep)?.ok_or_else(|| KeyError::File {
-        path: path.to_path_buf(),
-        message: "disappeared while being created".into(),
     })
 }
 

@@ -1,13 +1,12 @@
 //! `--dev`'s friendlier errors (README, "Flags"): a browser that meets a proxy error gets a page
 //! saying what failed and what usually fixes it, instead of the JSON body. The status stays the
-//! same, and clients that do not ask for HTML keep the JSON of [`super::ProxyError::json`].
+//! same, and clients that do not ask for HTML keep the JSON. What the page says is
+//! [`super::ProxyError`]'s to decide; this module only writes it as HTML.
 
 use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
 
-use super::ProxyError;
-use crate::config::Fixed;
 use crate::html::escape;
-use crate::proxy::route::Upstream;
 
 /// Whether the client asked for HTML (a browser navigating), not JSON.
 pub(super) fn wants_html(headers: &HeaderMap) -> bool {
@@ -17,9 +16,8 @@ pub(super) fn wants_html(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/html"))
 }
 
-/// The page for `err`, answered with its status.
-pub(super) fn render(err: &ProxyError, fixed: &Fixed) -> String {
-    let status = err.status();
+/// The page for an answer with `status`: what failed, and what usually fixes it.
+pub(super) fn render(status: StatusCode, message: &str, hint: &str) -> String {
     let title = format!(
         "{} {}",
         status.as_u16(),
@@ -33,51 +31,9 @@ pub(super) fn render(err: &ProxyError, fixed: &Fixed) -> String {
          without it, and to clients that do not ask for HTML, the error is JSON.</p>\
          </body></html>",
         title = escape(&title),
-        message = escape(&err.to_string()),
-        hint = escape(&hint(err, fixed)),
+        message = escape(message),
+        hint = escape(hint),
     )
-}
-
-fn hint(err: &ProxyError, fixed: &Fixed) -> String {
-    let app = fixed.application_url.as_str().trim_end_matches('/');
-    let ory = fixed.ory_url.as_str().trim_end_matches('/');
-    match err {
-        ProxyError::Unreachable {
-            upstream: Upstream::App,
-            ..
-        } => format!(
-            "Is your application running at {app}? The proxy sends it every request outside \
-             /.ory; start it, or give the proxy its right URL."
-        ),
-        ProxyError::Unreachable {
-            upstream: Upstream::Ory,
-            ..
-        } => format!(
-            "The proxy sends /.ory requests to {ory}. Check --project or --sdk-url, and that \
-             this machine can reach it."
-        ),
-        ProxyError::Timeout { upstream } => format!(
-            "{} took the request but sent no answer within {} s ([upstream] response_timeout \
-             in proxy.toml).",
-            match upstream {
-                Upstream::App => app,
-                Upstream::Ory => ory,
-            },
-            fixed.response_timeout.as_secs()
-        ),
-        ProxyError::BadAnswer { upstream, .. } => format!(
-            "{upstream} answered, but not with HTTP the proxy could pass on. Is the URL the \
-             right port and scheme (http or https)?"
-        ),
-        ProxyError::BodyIdle(_) => "The client announced a request body and stopped sending \
-                                    it ([limits] body_idle_timeout in proxy.toml)."
-            .into(),
-        ProxyError::BadRequest(_)
-        | ProxyError::HeadersTooLarge { .. }
-        | ProxyError::NotFound(_) => {
-            "The request itself was refused; it did not reach an upstream.".into()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 
 use super::route::Upstream;
 use super::ProxyState;
+use crate::config::Fixed;
 
 /// An answer of the proxy's own. The message is what the client reads: it names the upstream
 /// and the cause.
@@ -122,6 +123,49 @@ impl ProxyError {
         res
     }
 
+    /// What usually fixes it, for the `--dev` page.
+    fn dev_hint(&self, fixed: &Fixed) -> String {
+        let app = fixed.application_url.as_str().trim_end_matches('/');
+        let ory = fixed.ory_url.as_str().trim_end_matches('/');
+        match self {
+            ProxyError::Unreachable {
+                upstream: Upstream::App,
+                ..
+            } => format!(
+                "Is your application running at {app}? The proxy sends it every request outside \
+                 /.ory; start it, or give the proxy its right URL."
+            ),
+            ProxyError::Unreachable {
+                upstream: Upstream::Ory,
+                ..
+            } => format!(
+                "The proxy sends /.ory requests to {ory}. Check --project or --sdk-url, and that \
+                 this machine can reach it."
+            ),
+            ProxyError::Timeout { upstream } => format!(
+                "{} took the request but sent no answer within {} s ([upstream] response_timeout \
+                 in proxy.toml).",
+                match upstream {
+                    Upstream::App => app,
+                    Upstream::Ory => ory,
+                },
+                fixed.response_timeout.as_secs()
+            ),
+            ProxyError::BadAnswer { upstream, .. } => format!(
+                "{upstream} answered, but not with HTTP the proxy could pass on. Is the URL the \
+                 right port and scheme (http or https)?"
+            ),
+            ProxyError::BodyIdle(_) => "The client announced a request body and stopped sending \
+                                        it ([limits] body_idle_timeout in proxy.toml)."
+                .into(),
+            ProxyError::BadRequest(_)
+            | ProxyError::HeadersTooLarge { .. }
+            | ProxyError::NotFound(_) => {
+                "The request itself was refused; it did not reach an upstream.".into()
+            }
+        }
+    }
+
     /// Whether a browser gets a page instead under `--dev`: for the failures a developer can
     /// fix (app down, wrong Ory URL, …), not for the 404s of machine endpoints.
     fn has_dev_page(&self) -> bool {
@@ -148,7 +192,7 @@ pub fn with_dev_page<B>(res: ServiceResponse<B>) -> ServiceResponse<EitherBody<B
         .and_then(|e| {
             let state = res.request().app_data::<web::Data<ProxyState>>()?;
             (state.fixed.dev && dev_page::wants_html(res.request().headers()))
-                .then(|| dev_page::render(e, &state.fixed))
+                .then(|| dev_page::render(e.status(), &e.to_string(), &e.dev_hint(&state.fixed)))
         });
     match page {
         None => res.map_into_left_body(),
