@@ -6,6 +6,7 @@
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
+//! - the upstream clients: [`upstream_client`], trusting the CAs of [`trust_store`]
 //! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
 //!   for browsers with `--dev`: [`error_page`]
 
@@ -21,6 +22,7 @@ pub mod request_body;
 pub mod request_headers;
 pub mod response_headers;
 pub mod route;
+pub mod trust_store;
 pub mod upstream_client;
 pub mod websocket;
 
