@@ -25,6 +25,7 @@ pub mod route;
 pub mod trust_store;
 pub mod upstream_client;
 pub mod websocket;
+pub mod weight;
 
 use std::sync::Arc;
 
