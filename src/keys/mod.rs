@@ -125,7 +125,7 @@ fn write_keys_file(path: &Path, jwks: &JwksJson, create_only: bool) -> Result<bo
         path: path.to_path_buf(),
         message,
     };
-    let text = serde_json::to_vec_pretty(jwks).map_err(|e| err(e.to_string()))?;
+    let text = jwks.to_file_bytes().map_err(|e| err(e.to_string()))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -176,8 +176,9 @@ fn read_keys_file(
         path: path.to_path_buf(),
         message,
     };
+    // The file holds the private keys: its bytes are zeroized when dropped.
     let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+        Ok(b) => zeroize::Zeroizing::new(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err(format!("cannot read: {e}"))),
     };
