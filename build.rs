@@ -54,18 +54,22 @@ fn in_own_checkout() -> bool {
 
 /// HEAD, the branch it points to and packed-refs: what a commit or a checkout changes. Git
 /// says where they are, so linked worktrees (whose `.git` is a file) work too. Only existing
-/// files are named: cargo reruns a script on every build when a named file is missing.
+/// paths are named (cargo reruns a script on every build when a named path is missing): a
+/// branch whose ref is packed is watched through its directory, where a commit will write it.
 fn watched_git_files() -> Vec<PathBuf> {
-    let mut names = vec!["HEAD".to_string(), "packed-refs".to_string()];
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        names.push(branch);
-    }
-    names
-        .iter()
-        .filter_map(|name| git(&["rev-parse", "--git-path", name]))
-        .map(PathBuf::from)
+    let path = |name: &str| git(&["rev-parse", "--git-path", name]).map(PathBuf::from);
+    let mut watched: Vec<PathBuf> = [path("HEAD"), path("packed-refs")]
+        .into_iter()
+        .flatten()
         .filter(|p| p.is_file())
-        .collect()
+        .collect();
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]).and_then(|b| path(&b)) {
+        match branch.is_file() {
+            true => watched.push(branch),
+            false => watched.extend(branch.parent().filter(|d| d.is_dir()).map(PathBuf::from)),
+        }
+    }
+    watched
 }
 
 /// UTC `YYYY-MM-DD` of `SOURCE_DATE_EPOCH`, or of now.

@@ -223,3 +223,85 @@ fn packaging_flags_are_hidden_and_stand_alone() {
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
+
+/// build.rs itself, compiled and run as cargo would run it, in the situations a build meets:
+/// a git checkout, a source tree outside git (a tarball), no git at all, a fixed
+/// `SOURCE_DATE_EPOCH`.
+#[test]
+fn the_build_script_stamps_commit_and_date_or_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let compiled = Command::new(rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/build.rs"))
+        .output()
+        .expect("rustc");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let run = |manifest_dir: &std::path::Path, env: &[(&str, &str)]| -> String {
+        let mut cmd = Command::new(&exe);
+        cmd.current_dir(manifest_dir)
+            .env("CARGO_MANIFEST_DIR", manifest_dir)
+            .env_remove("SOURCE_DATE_EPOCH");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("build script");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // The real checkout: git's HEAD, and HEAD is watched (not every build reruns it).
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if let Some(head) = git_head() {
+        let out = run(here, &[]);
+        assert!(out.contains(&format!("ORY_PROXY_COMMIT={head}\n")), "{out}");
+        assert!(
+            out.contains("cargo:rerun-if-changed=") && out.contains("HEAD\n"),
+            "{out}"
+        );
+    }
+    // Sources outside any git checkout, and no git on PATH: "unknown".
+    let tarball = tempfile::tempdir().unwrap();
+    for env in [&[][..], &[("PATH", "")]] {
+        let out = run(tarball.path(), env);
+        assert!(out.contains("ORY_PROXY_COMMIT=unknown\n"), "{out}");
+        assert!(!out.contains("HEAD"), "{out}");
+    }
+    // Sources unpacked inside another repository (a vendor directory): not its commit.
+    let outer = tempfile::tempdir().unwrap();
+    let git_in_outer = |args: &[&str]| {
+        Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .current_dir(outer.path())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if git_in_outer(&["init", "-q"])
+        && git_in_outer(&["commit", "-q", "--allow-empty", "-m", "outer"])
+    {
+        let vendored = outer.path().join("vendor/ory-proxy");
+        std::fs::create_dir_all(&vendored).unwrap();
+        let out = run(&vendored, &[]);
+        assert!(out.contains("ORY_PROXY_COMMIT=unknown\n"), "{out}");
+    }
+    // SOURCE_DATE_EPOCH fixes the date (UTC), leap days included.
+    for (epoch, date) in [
+        ("0", "1970-01-01"),
+        ("951825599", "2000-02-29"),
+        ("1709251199", "2024-02-29"),
+        ("4102444800", "2100-01-01"),
+    ] {
+        let out = run(tarball.path(), &[("SOURCE_DATE_EPOCH", epoch)]);
+        assert!(
+            out.contains(&format!("ORY_PROXY_BUILD_DATE={date}\n")),
+            "{epoch}: {out}"
+        );
+    }
+}
