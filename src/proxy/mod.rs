@@ -8,6 +8,7 @@
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`] (and a declined
 //!   upgrade's answer: [`declined_upgrade`])
+//! - the upstream clients: [`upstream_client`], trusting the CAs of [`trust_store`]
 //! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
 //!   for browsers with `--dev`: [`error_page`]
 
@@ -27,8 +28,10 @@ pub mod request_headers;
 pub mod response_headers;
 pub mod rewrite_budget;
 pub mod route;
+pub mod trust_store;
 pub mod upstream_client;
 pub mod websocket;
+pub mod weight;
 
 use std::sync::Arc;
 
