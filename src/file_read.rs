@@ -62,7 +62,9 @@ pub fn read(path: &Path, limit: u64, accept: Accept) -> Result<FileContent, Read
         ("pipe", Accept::RegularOrPipe) => blocking_again(&file)?,
         (other, _) => return Err(ReadError::NotRegular(other)),
     }
-    let mut bytes = Vec::new();
+    // Sized up front from fstat, so that reading a file of the size it claims never grows (and
+    // so copies) the buffer: the keys file's bytes are secret and zeroized by the caller.
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize + 1);
     // One byte past the limit tells "exactly at the limit" from "over it".
     (&file).take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {

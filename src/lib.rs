@@ -6,8 +6,11 @@
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
 //! Leaves any layer may use: [`metrics`] (the counters), [`html`] (the escaper for the pages the
 //! proxy writes itself), [`header_names`] (header names compared as CGI servers read them).
+//! [`version`] says what was built; [`completions`] prints shell completions and the man page
+//! from the flags' definition.
 
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod file_read;
 pub mod header_names;
@@ -17,4 +20,5 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod sessions;
+pub mod version;
 pub mod watcher;

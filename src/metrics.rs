@@ -218,12 +218,18 @@ impl Metrics {
     }
 
     fn render_into(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "# HELP ory_proxy_build_info The running version.")?;
-        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
         writeln!(
             out,
-            "ory_proxy_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "# HELP ory_proxy_build_info The running version, its commit and build date."
+        )?;
+        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
+        // The three parts of `--version`: label values need no escaping (digits, dots, hex).
+        writeln!(
+            out,
+            "ory_proxy_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
+            crate::version::VERSION,
+            crate::version::COMMIT,
+            crate::version::BUILD_DATE
         )?;
         let started = self
             .started

@@ -29,7 +29,7 @@ pub(super) fn write_keys_file(
         path: path.to_path_buf(),
         message,
     };
-    let text = serde_json::to_vec_pretty(jwks).map_err(|e| err(e.to_string()))?;
+    let text = jwks.to_file_bytes().map_err(|e| err(e.to_string()))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -88,8 +88,10 @@ pub(super) fn read_keys_file(
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(err(format!("cannot read: {e}"))),
     };
+    // The file holds the private keys: its bytes are zeroized when dropped.
+    let bytes = zeroize::Zeroizing::new(content.bytes);
     strict_modes::check_file(path, &content.meta).map_err(err)?;
-    let jwks: JwksJson = serde_json::from_slice(&content.bytes)
+    let jwks: JwksJson = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
     let mut keys = jwks.keys.iter().enumerate();
     let (i, first) = keys.next().ok_or_else(|| err("holds no key".into()))?;

@@ -10,6 +10,7 @@
 //! - Ory bodies: [`body_rewrite`], with the memory all requests may hold for it:
 //!   [`rewrite_budget`]; CORS: [`cors`]; WebSockets: [`websocket`] (and a declined upgrade's
 //!   answer: [`declined_upgrade`])
+//! - the upstream clients: [`upstream_client`], trusting the CAs of [`trust_store`]
 //! - the request handler tying them together, in named phases: [`forward`]; sending bodies
 //!   upstream: [`request_body`], a client that stops sending one: [`body_idle`]
 //! - every answer the proxy makes up itself (errors, refusals, its own 404s, `--dev` pages)
@@ -36,8 +37,10 @@ pub mod request_headers;
 pub mod response_headers;
 pub mod rewrite_budget;
 pub mod route;
+pub mod trust_store;
 pub mod upstream_client;
 pub mod websocket;
+pub mod weight;
 
 use std::sync::Arc;
 

@@ -20,7 +20,8 @@ use crate::cli::Cli;
 use crate::config::{ConfigError, Fixed, LiveSettings, Loader, Settings};
 use crate::keys::{KeyError, KeyHandle};
 use crate::metrics::Metrics;
-use crate::proxy::upstream_client::{self, TlsSetupError};
+use crate::proxy::trust_store::TlsSetupError;
+use crate::proxy::upstream_client;
 use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
 use crate::sessions::SessionCache;
 

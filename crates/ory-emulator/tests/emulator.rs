@@ -812,8 +812,8 @@ async fn answers_are_gzipped_when_asked() {
     let body: Value = serde_json::from_str(&gunzip(&res.body().await.unwrap())).unwrap();
     assert_eq!(body, unauthorized_body());
 
-    // Not asked, or refused with q=0: plain.
-    for accept in [None, Some("gzip;q=0"), Some("identity")] {
+    // Not asked, or refused with q=0 (the parameter name in any case): plain.
+    for accept in [None, Some("gzip;q=0"), Some("gzip;Q=0"), Some("identity")] {
         let mut req = client()
             .get(&url)
             .insert_header(("Cookie", session.cookie.as_str()));
