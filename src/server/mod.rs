@@ -445,7 +445,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     if check_only {
         return match loader.load() {
             Ok(l) => {
-                print!("{}", banner::effective_config(&l.settings));
+                print!("{}", crate::config::print::effective_config(&l));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -462,7 +462,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         // `watch = "off"` the actor still runs, without a file watch, so SIGHUP reloads.
         let _watcher = match crate::watcher::WatcherHandle::spawn(
             proxy.loader().clone(),
-            proxy.settings.fixed.clone(),
+            &proxy.settings,
             proxy.live.clone(),
             proxy.metrics(),
         ) {
