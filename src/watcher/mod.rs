@@ -281,4 +281,44 @@ mod tests {
         assert_eq!(h.reload_now().await.unwrap(), ReloadOutcome::Missing);
         assert_eq!(live.snapshot().redirects.default_redirect_url, "/next");
     }
+
+    /// A key set by an `ORY_PROXY_` variable is pinned like one set by a flag, and a live key
+    /// edited next to a restart-only one still applies without the restart-only value.
+    #[tokio::test]
+    async fn env_pins_and_restart_only_values_stay_out_of_the_live_settings() {
+        let base = format!("{BASE}watch = \"off\"\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.toml");
+        std::fs::write(&path, format!("{base}[cookies]\ndomain = \"a.example\"\n")).unwrap();
+        let env = |k: &str| (k == "ORY_PROXY_COOKIES__DOMAIN").then(|| "env.example".to_string());
+        let cli = Cli::parse_from(["ory-proxy", "-c", path.to_str().unwrap()]);
+        let l = Loader::new(cli, Arc::new(env));
+        let s = l.load().unwrap().settings;
+        let live = LiveSettings::new(s.live.clone());
+        let h = WatcherHandle::spawn(l, &s, live.clone(), Default::default()).unwrap();
+        h.reload_now().await.unwrap();
+
+        // A new Ory URL needs a restart; the issuer follows the running one, not the new one.
+        std::fs::write(
+            &path,
+            format!(
+                "{}[cookies]\ndomain = \"b.example\"\n[jwt]\nttl = \"2m\"\n",
+                base.replace("127.0.0.1:1", "127.0.0.1:2")
+            ),
+        )
+        .unwrap();
+        let out = h.reload_now().await.unwrap();
+        assert_eq!(
+            out,
+            ReloadOutcome::Loaded {
+                applied: vec!["jwt.ttl".into()],
+                needs_restart: vec!["sdk_url".into()],
+                pinned: vec!["cookies.domain".into()],
+            }
+        );
+        let snap = live.snapshot();
+        assert_eq!(snap.cookies.domain.as_deref(), Some("env.example"));
+        assert_eq!(snap.jwt.issuer, "http://127.0.0.1:1");
+        assert_eq!(snap.jwt.ttl, Duration::from_secs(120));
+    }
 }

@@ -267,11 +267,24 @@ impl Actor {
         let old_level = self.live.snapshot().log_level;
         let new_level = live.log_level;
         self.live.store(live);
-        // Log at the more verbose of the two levels, so the line that announces a quieter
-        // level is not itself silenced by it.
-        crate::config::apply_log_level(old_level.max(new_level));
-        log::info!("reloaded {}: {}", self.path.display(), applied.join(", "));
         crate::config::apply_log_level(new_level);
+        // At the more verbose of the two levels, so the line that announces a quieter level is
+        // not itself silenced by it; and only once the new level holds, because whoever reads
+        // the log may act on the line at once.
+        if old_level.max(new_level) >= log::LevelFilter::Info {
+            log::logger().log(
+                &log::Record::builder()
+                    .level(log::Level::Info)
+                    .target(module_path!())
+                    .module_path_static(Some(module_path!()))
+                    .args(format_args!(
+                        "reloaded {}: {}",
+                        self.path.display(),
+                        applied.join(", ")
+                    ))
+                    .build(),
+            );
+        }
         self.version.send_modify(|v| *v += 1);
     }
 
