@@ -2,13 +2,15 @@
 //! validated, and the live settings snapshot that the request path reads without locks.
 //!
 //! Loading runs in three stages: [`file`] parses the TOML once, with spans (unknown keys and
-//! types, with lines), [`layers`] merges the layers with the `config` crate, and [`settings`]
+//! types, with lines), [`env`] reads `ORY_PROXY_*` and the older names, [`layers`] merges the
+//! layers with the `config` crate, and [`settings`]
 //! validates into typed [`Fixed`] and [`Live`] settings. Start-up and every reload run the
 //! same [`Loader`]. [`print`] shows the result for `--check-config`.
 
 pub mod check;
 pub mod cors_policy;
 pub mod dotted;
+pub mod env;
 pub mod error;
 pub mod file;
 pub mod keys;
@@ -65,7 +67,7 @@ impl Loader {
     /// variables that name no key.
     pub fn from_process(cli: Cli) -> Self {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
-        for name in layers::unknown_env_vars(vars.keys().map(String::as_str)) {
+        for name in env::unknown_env_vars(vars.keys().map(String::as_str)) {
             log::warn!("{name} is not a setting and is ignored (see config/proxy.toml for the keys; `jwt.ttl` is ORY_PROXY_JWT__TTL)");
         }
         Loader::new(cli, Arc::new(move |k: &str| vars.get(k).cloned()))

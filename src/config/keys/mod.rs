@@ -131,6 +131,15 @@ impl Tree {
         toml::Value::Table(table).try_into()
     }
 
+    /// Whether `value` fits the tree's type for the dotted `key` (the error says why not).
+    pub fn check_value(key: &str, value: &toml::Value) -> Result<(), String> {
+        let mut t = toml::Table::new();
+        super::dotted::insert(&mut t, key, value.clone());
+        Tree::from_table(t)
+            .map(drop)
+            .map_err(|e| e.message().trim().to_string())
+    }
+
     /// Every dotted key of the tree, in declaration order.
     pub fn keys() -> Vec<String> {
         Tree::defaults()
