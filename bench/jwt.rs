@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
         let url = format!("{}/sessions/whoami", ory.url());
         match whoami::call(&client, &url, &creds).await.expect("whoami") {
             Whoami::Active(s) => s,
-            Whoami::Anonymous => panic!("the session is not active"),
+            other => panic!("the session is not active: {other:?}"),
         }
     });
     let ring = ring_source.ring();

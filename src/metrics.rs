@@ -67,13 +67,17 @@ impl AuthOutcome {
 pub enum WhoamiOutcome {
     Active,
     Inactive,
+    /// An answer about the credentials that is neither a session nor 401/403 (another 4xx, a
+    /// 200 that is not a session): no session, and no sign of an outage.
+    Rejected,
     Failed,
 }
 
 impl WhoamiOutcome {
-    const ALL: [WhoamiOutcome; 3] = [
+    const ALL: [WhoamiOutcome; 4] = [
         WhoamiOutcome::Active,
         WhoamiOutcome::Inactive,
+        WhoamiOutcome::Rejected,
         WhoamiOutcome::Failed,
     ];
 
@@ -81,6 +85,7 @@ impl WhoamiOutcome {
         match self {
             WhoamiOutcome::Active => "active",
             WhoamiOutcome::Inactive => "inactive",
+            WhoamiOutcome::Rejected => "rejected",
             WhoamiOutcome::Failed => "error",
         }
     }
@@ -145,7 +150,7 @@ pub struct Metrics {
     /// Per answerer: time until the answer's head was ready (bodies stream after it).
     head_time: [Histogram; 3],
     auth: [AtomicU64; 4],
-    whoami: [AtomicU64; 3],
+    whoami: [AtomicU64; 4],
     minted: AtomicU64,
     reloads: [AtomicU64; 3],
 }

@@ -519,33 +519,52 @@ async fn ory_5xx_is_anonymous_and_warned_once_per_outage() {
     );
 }
 
-/// A hung Ory costs one whoami timeout, not one per signed-in request: while it fails, cache
-/// misses probe it at most once a second and the others go on anonymous at once.
+/// A hung Ory costs a few whoami timeouts, not one per signed-in request: once whoami has failed
+/// three times in a row over at least half a second, misses stop asking it and go on anonymous
+/// at once, one probe at a time excepted; an answer closes the breaker again.
 #[actix_web::test]
 async fn a_hung_ory_is_probed_not_waited_for_by_every_request() {
     let ory = default_emulator();
     let app = FakeApp::start();
     let proxy = Proxy::to(&app.url()).ory(ory.url()).start();
-    let a = ory.create_session("hung-a@example.org");
+    let first: Vec<_> = (0..3)
+        .map(|i| ory.create_session(&format!("hung-{i}@example.org")))
+        .collect();
     let b = ory.create_session("hung-b@example.org");
     ory.set_whoami_delay(Duration::from_secs(30));
 
-    // The first miss waits for the whoami timeout and goes on anonymous.
-    let e = echo_via(&proxy, "/echo", &[("cookie", &a.cookie)]).await;
-    assert_anonymous(&e, "Ory hangs");
+    // Three misses, 300 ms apart: each waits for the whoami timeout and goes on anonymous; their
+    // failures span 600 ms, which opens the breaker.
+    let misses = first.iter().enumerate().map(|(i, s)| {
+        let proxy = &proxy;
+        async move {
+            tokio::time::sleep(Duration::from_millis(300) * i as u32).await;
+            echo_via(proxy, "/echo", &[("cookie", &s.cookie)]).await
+        }
+    });
+    for e in futures_util::future::join_all(misses).await {
+        assert_anonymous(&e, "Ory hangs");
+    }
+    wait_log(&proxy, "Ory failed 3 times in a row", 1).await;
     let calls = ory.whoami_calls();
-    // Right after, another session's miss does not ask the hung Ory again.
+    // Right after, another session's miss does not ask the hung Ory again, nor wait.
+    let asked = Instant::now();
     let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
     assert_anonymous(&e, "Ory hangs");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        asked.elapsed()
+    );
     assert_eq!(
         ory.whoami_calls(),
         calls,
-        "a second miss waited for the hung Ory"
+        "a miss waited for the hung Ory while the breaker was open"
     );
 
     // Ory answers again: the next probe finds it and sessions are recognised.
     ory.set_whoami_delay(Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
         if jwt_of(&e).is_some() {
@@ -557,6 +576,7 @@ async fn a_hung_ory_is_probed_not_waited_for_by_every_request() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    wait_log(&proxy, "Ory answers whoami again", 1).await;
 }
 
 // ---- the cache ----

@@ -22,6 +22,7 @@ pub use super::keys::cookies::CookiesLive;
 pub use super::keys::jwt::JwtLive;
 pub use super::keys::redirects::RedirectsLive;
 pub use super::keys::session::SessionLive;
+use crate::proxy::client_headers::HeaderList;
 
 /// Where Ory is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,8 @@ pub struct Live {
     pub jwt: JwtLive,
     pub session: SessionLive,
     pub log_level: log::LevelFilter,
+    /// Client headers never sent to the app, in any spelling (`strip_request_headers`).
+    pub strip_request_headers: HeaderList,
 }
 
 /// Validated settings, with the merged tree they came from (what a reload compares against).
@@ -263,6 +266,8 @@ fn validate_live(c: &Check<'_>, t: &Tree, fixed: &Fixed) -> Result<Live, ConfigE
                 ),
             )
         })?;
+    let strip_request_headers = HeaderList::parse(&value(&t.strip_request_headers))
+        .map_err(|m| c.err("strip_request_headers", m))?;
     Ok(Live {
         cookies: t.cookies.live(&c.section("cookies"))?,
         cors: t
@@ -274,6 +279,7 @@ fn validate_live(c: &Check<'_>, t: &Tree, fixed: &Fixed) -> Result<Live, ConfigE
         jwt: t.jwt.live(&c.section("jwt"), &fixed.ory_base)?,
         session: t.session.live(&c.section("session"))?,
         log_level,
+        strip_request_headers,
     })
 }
 

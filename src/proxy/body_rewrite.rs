@@ -137,12 +137,14 @@ pub fn rewrite(
 
 /// `Some(new)` when `from` occurs in `hay` as a whole URL prefix: a match followed by a byte
 /// that continues a host or port (`…:4433` inside `…:44330`, `example.com` inside
-/// `example.com.evil`) is not Ory's URL and stays.
+/// `example.com.evil`, `%2e` that a browser decodes in a host) or makes it userinfo
+/// (`…:4433@evil.com`) is not Ory's URL and stays.
 fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
     if from.is_empty() {
         return None;
     }
-    let continues = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':');
+    let continues =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'@' | b'%');
     let finder = memchr::memmem::Finder::new(from);
     let mut matches = finder
         .find_iter(hay)
@@ -244,9 +246,14 @@ mod tests {
 
     #[test]
     fn only_whole_urls_are_replaced() {
-        let body = Bytes::from(format!("{FROM}0/x {FROM}.evil.com {FROM}/ok \"{FROM}\""));
+        let body = Bytes::from(format!(
+            "{FROM}0/x {FROM}.evil.com {FROM}@evil.com {FROM}%2eevil.com {FROM}/ok \"{FROM}\""
+        ));
         let out = rewrite(body, Encoding::Identity, FROM, TO).unwrap();
-        assert_eq!(out, format!("{FROM}0/x {FROM}.evil.com {TO}/ok \"{TO}\""));
+        assert_eq!(
+            out,
+            format!("{FROM}0/x {FROM}.evil.com {FROM}@evil.com {FROM}%2eevil.com {TO}/ok \"{TO}\"")
+        );
     }
 
     #[test]

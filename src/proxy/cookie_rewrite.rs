@@ -31,7 +31,13 @@ pub fn rewrite(value: &str, ctx: &CookieContext<'_>) -> Option<String> {
             .eq_ignore_ascii_case("domain")
             .then(|| v.trim().trim_start_matches('.').to_ascii_lowercase())
     };
-    let original_domain = attrs.iter().find_map(|a| domain_of(a));
+    // A browser takes the last non-empty `Domain` (RFC 6265 §5.2.3, §5.3): an app cookie is
+    // rescoped only when that one is the app's host.
+    let original_domain = attrs
+        .iter()
+        .rev()
+        .filter_map(|a| domain_of(a))
+        .find(|d| !d.is_empty());
     let ours = ctx.from_ory || original_domain.as_deref() == Some(ctx.app_host);
     if !ours {
         return None;
@@ -164,6 +170,15 @@ mod tests {
         assert_eq!(rewrite("a=1; Domain=other.org", &ctx), None);
         assert_eq!(
             rewrite("a=1; Domain=App.Internal", &ctx).unwrap(),
+            "a=1; Domain=example.org; Secure"
+        );
+        // The browser's domain is the last non-empty one.
+        assert_eq!(
+            rewrite("a=1; Domain=app.internal; Domain=other.org", &ctx),
+            None
+        );
+        assert_eq!(
+            rewrite("a=1; Domain=other.org; Domain=app.internal; Domain=", &ctx).unwrap(),
             "a=1; Domain=example.org; Secure"
         );
     }

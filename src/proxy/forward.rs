@@ -74,10 +74,9 @@ pub async fn forward(
     let live = super::RequestLive::of(&req, &state.live);
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let routed = route::route(pq);
-    if routed.upstream == Upstream::Ory && route::has_dot_segment(routed.path_and_query) {
-        return Err(ProxyError::BadRequest(
-            "`.` and `..` path segments are not forwarded to Ory".into(),
-        ));
+    if routed.upstream == Upstream::Ory {
+        route::check_ory_path(routed.path_and_query)
+            .map_err(|why| ProxyError::BadRequest(why.message().into()))?;
     }
     // Only app-bound requests carry the JWT; Ory-bound ones keep the client's Authorization.
     let auth = match (&state.sessions, routed.upstream) {
@@ -116,6 +115,7 @@ pub async fn forward(
         constants: &state.constants,
         drop_authorization: auth.is_some(),
         authorization: auth.as_ref().and_then(Auth::header),
+        strip: &live.strip_request_headers,
     };
 
     if is_websocket_upgrade(&req) {

@@ -2,7 +2,8 @@
 //!
 //! Where to look:
 //! - which upstream a path goes to: [`route`]
-//! - headers sent upstream: [`request_headers`]; headers sent back: [`response_headers`];
+//! - headers sent upstream: [`request_headers`], which client headers never pass as sent:
+//!   [`client_headers`]; headers sent back: [`response_headers`];
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
 //! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
@@ -10,6 +11,7 @@
 //!   for browsers with `--dev`: [`error_page`]
 
 pub mod body_rewrite;
+pub mod client_headers;
 pub mod cookie_rewrite;
 pub mod cors;
 pub mod error;

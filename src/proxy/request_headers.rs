@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::client_headers::{is_client_address, verdict, HeaderList, Verdict};
 use super::error::Upstream;
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use crate::config::Fixed;
@@ -28,9 +29,11 @@ fn is_ory_control(name: &HeaderName) -> bool {
     n.starts_with("ory-") || n.starts_with("x-ory-")
 }
 
+/// Headers believed from a trusted proxy only: `Forwarded`, `X-Forwarded-*` and the other
+/// client-address headers (`True-Client-IP`, …).
 fn is_forwarding(name: &HeaderName) -> bool {
     let n = name.as_str();
-    n == "forwarded" || n.starts_with("x-forwarded-")
+    n == "forwarded" || n.starts_with("x-forwarded-") || is_client_address(n)
 }
 
 /// The `Accept-Encoding` sent to Ory: the client's codings that the proxy can decode (to rewrite
@@ -112,11 +115,48 @@ pub struct RequestContext<'a> {
     pub drop_authorization: bool,
     /// The proxy's own `Authorization` (the session JWT), set after the client's is dropped.
     pub authorization: Option<&'a HeaderValue>,
+    /// Client headers never sent to the app (`strip_request_headers`), in any spelling.
+    pub strip: &'a HeaderList,
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// One `X-Forwarded-For` entry as an address: a bare IP, or `IPv4:port` / `[IPv6]:port` as
+/// some proxies write them.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let e = entry.trim();
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    e.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
+}
+
+/// The client the proxy vouches for (`X-Real-IP`): the peer, or, when the peer is a trusted
+/// proxy, the right-most address of the `X-Forwarded-For` chain that is not a trusted proxy
+/// itself. Where an entry is not an address, the walk stops at the last trusted hop before it:
+/// that hop vouched for garbage, so nothing left of it counts.
+pub fn client_address(peer: IpAddr, prior_xff: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer;
+    if !is_trusted(&peer) {
+        return client;
+    }
+    for entry in prior_xff.iter().rev().flat_map(|v| v.rsplit(',')) {
+        let Some(ip) = forwarded_address(entry) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
 
 /// The client's address as a header value. A connection sends many requests from one address
 /// (and behind a load balancer all of them come from it), so the last value is kept per worker
@@ -153,8 +193,12 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
         if is_hop_by_hop(name, &listed)
             || *name == header::HOST
             || *name == header::CONTENT_LENGTH
+            || *name == X_REAL_IP
             || is_ory_control(name)
             || (ctx.drop_authorization && *name == header::AUTHORIZATION)
+            // `X_Forwarded_For` and friends (an app may fold them into the real ones), and
+            // identity-style headers on the way to the app.
+            || verdict(name, to_app, ctx.strip) == Verdict::Drop
         {
             continue;
         }
@@ -166,7 +210,8 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
                 prior_xff.extend(value.to_str().ok().filter(|v| !v.trim().is_empty()));
                 continue;
             }
-            if !to_app && name.as_str() != "forwarded" {
+            // To Ory: the chain (re-added below), `Forwarded` and the client's address.
+            if !to_app && name.as_str() != "forwarded" && !is_client_address(name.as_str()) {
                 continue;
             }
             kept_proto |= *name == X_FORWARDED_PROTO;
@@ -179,6 +224,8 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
     }
 
     if let Some(ip) = ctx.peer {
+        let client = client_address(ip, &prior_xff, &ctx.fixed.trusted_proxies);
+        out.insert(X_REAL_IP, peer_value(client));
         let value = if prior_xff.is_empty() {
             Some(peer_value(ip))
         } else {
@@ -258,6 +305,7 @@ mod tests {
         }
         let c = OutboundConstants::new(f).unwrap();
         let mut out = HeaderMap::new();
+        let strip = HeaderList::parse(&HeaderList::default_list()).unwrap();
         let ctx = RequestContext {
             upstream,
             peer: Some(peer.parse().unwrap()),
@@ -265,6 +313,7 @@ mod tests {
             constants: &c,
             drop_authorization: false,
             authorization: None,
+            strip: &strip,
         };
         write_upstream_headers(&h, &mut out, &ctx);
         out
@@ -374,6 +423,60 @@ mod tests {
         assert!(ory.get("ory-base-url-rewrite-token").is_none());
         assert!(ory.get("x-ory-base-url-rewrite").is_none());
         assert_eq!(all(&ory, "host"), ["kratos.internal:4433"]);
+    }
+
+    #[test]
+    fn client_address_walks_the_trusted_chain() {
+        let nets: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let peer = ip("10.0.0.1");
+        assert_eq!(
+            client_address(ip("192.0.2.1"), &["6.6.6.6"], &nets),
+            ip("192.0.2.1")
+        );
+        assert_eq!(client_address(peer, &[], &nets), peer);
+        assert_eq!(
+            client_address(peer, &["1.1.1.1, 2.2.2.2, 10.9.9.9"], &nets),
+            ip("2.2.2.2")
+        );
+        assert_eq!(
+            client_address(peer, &["1.1.1.1", "10.2.2.2"], &nets),
+            ip("1.1.1.1")
+        );
+        assert_eq!(
+            client_address(peer, &["10.3.3.3,10.2.2.2"], &nets),
+            ip("10.3.3.3")
+        );
+        assert_eq!(
+            client_address(peer, &["x, 10.2.2.2"], &nets),
+            ip("10.2.2.2")
+        );
+        assert_eq!(client_address(peer, &["1.1.1.1, unknown"], &nets), peer);
+        assert_eq!(
+            client_address(peer, &["[2001:db8::1]:80"], &nets),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_address(peer, &["::ffff:1.2.3.4"], &nets),
+            ip("1.2.3.4")
+        );
+        assert_eq!(client_address(peer, &[",,"], &nets), peer);
+    }
+
+    #[test]
+    fn x_real_ip_is_set_and_identity_headers_stripped_to_the_app_only() {
+        let f = fixed(&[]);
+        let sent = [
+            ("x-real-ip", "6.6.6.6"),
+            ("remote-user", "eve"),
+            ("x_auth_request_user", "eve"),
+        ];
+        let app = run(&sent, Upstream::App, &f, "192.0.2.7");
+        assert_eq!(all(&app, "x-real-ip"), ["192.0.2.7"]);
+        assert!(app.get("remote-user").is_none() && app.get("x_auth_request_user").is_none());
+        let ory = run(&sent, Upstream::Ory, &f, "192.0.2.7");
+        assert_eq!(all(&ory, "x-real-ip"), ["192.0.2.7"]);
+        assert_eq!(all(&ory, "remote-user"), ["eve"]);
     }
 
     #[test]

@@ -34,14 +34,56 @@ pub fn path_of(path_and_query: &str) -> &str {
     path_and_query.split(['?', '#']).next().unwrap_or("")
 }
 
-/// Whether a path has a `.` or `..` segment, percent-encoded spellings included. Such a path
-/// to Ory is refused: it could climb out of an `sdk_url` base path behind a normalising
-/// gateway, carrying the proxy's `Ory-*` headers.
-pub fn has_dot_segment(path_and_query: &str) -> bool {
-    path_of(path_and_query).split('/').any(|seg| {
+/// Why an Ory-bound path is refused. Each of these could climb out of an `sdk_url` base path
+/// behind a gateway that decodes or normalises paths (into Kratos' admin API, say), carrying
+/// the proxy's `Ory-*` headers; Kratos' public API never uses any of them in a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsafePath {
+    /// A `.` or `..` segment, also with a `;parameter` (`..;/`, read as `..` by some servers).
+    DotSegment,
+    /// `%2F`, `%5C`, `%2E` or `%25` (an encoded `%`: `%252e` decodes to `%2e`), in any case.
+    EncodedSeparator,
+    /// A literal `\`, which some servers read as `/`.
+    Backslash,
+}
+
+impl UnsafePath {
+    pub fn message(self) -> &'static str {
+        match self {
+            UnsafePath::DotSegment => "`.` and `..` path segments are not forwarded to Ory",
+            UnsafePath::EncodedSeparator => {
+                "encoded `/`, `\\`, `.` or `%` (%2F, %5C, %2E, %25) in a path are not forwarded to Ory"
+            }
+            UnsafePath::Backslash => "`\\` in a path is not forwarded to Ory",
+        }
+    }
+}
+
+/// Checks the path (not the query) of an Ory-bound path-and-query.
+pub fn check_ory_path(path_and_query: &str) -> Result<(), UnsafePath> {
+    let path = path_of(path_and_query);
+    if path.contains('\\') {
+        return Err(UnsafePath::Backslash);
+    }
+    let dot = path.split('/').any(|seg| {
+        let seg = seg.split(';').next().unwrap_or("");
         let seg = seg.to_ascii_lowercase().replace("%2e", ".");
         seg == "." || seg == ".."
-    })
+    });
+    if dot {
+        return Err(UnsafePath::DotSegment);
+    }
+    let encoded = path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f' | b'e' | b'5') | (b'5', b'c')
+            )
+    });
+    if encoded {
+        return Err(UnsafePath::EncodedSeparator);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -65,18 +107,39 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments() {
-        for p in ["/../admin", "/a/./b", "/%2e%2E/x", "/a/%2e", "/.."] {
-            assert!(has_dot_segment(p), "{p}");
+    fn unsafe_ory_paths() {
+        use UnsafePath::*;
+        for (p, why) in [
+            ("/../admin", DotSegment),
+            ("/a/./b", DotSegment),
+            ("/..", DotSegment),
+            ("/..;/admin", DotSegment),
+            ("/a/.;x=1/b", DotSegment),
+            ("/%2e%2E/x", DotSegment),
+            ("/a/%2e", DotSegment),
+            ("/.%2e;x/a", DotSegment),
+            ("/..%2f..%2fadmin", EncodedSeparator),
+            ("/a%2Fb", EncodedSeparator),
+            ("/a%5cb", EncodedSeparator),
+            ("/a%2eb", EncodedSeparator),
+            ("/%252e%252e%252f", EncodedSeparator),
+            ("/a\\b", Backslash),
+        ] {
+            assert_eq!(check_ory_path(p), Err(why), "{p}");
         }
         for p in [
             "/a.b/c",
-            "/.well-known/x",
+            "/.well-known/ory/webauthn.js",
             "/x?y=/../",
+            "/x?y=%2F%5C%2e%25",
             "/...",
-            "/%2e%2e%2e",
+            "/self-service/login/browser",
+            "/a;b/c",
+            "/%41%zz%",
+            "/%2",
+            "",
         ] {
-            assert!(!has_dot_segment(p), "{p}");
+            assert_eq!(check_ory_path(p), Ok(()), "{p}");
         }
     }
 }

@@ -6,17 +6,21 @@
 //! lifecycle: it rebuilds it when `[session].cache_max_entries` changes on reload.
 //!
 //! Per credential: at most one whoami per `cache_ttl`, never past the session's `expires_at`;
-//! 401/403 answers are cached too (an expired cookie must not hammer Ory); failures are not.
+//! "no session" answers are cached too (an expired cookie must not hammer Ory): 401/403 and
+//! other 4xx for `cache_ttl`, a 429 for at most [`THROTTLED_MEMORY`]. Failures are not cached;
+//! they feed the outage [`breaker`], which answers about Ory as a whole and which no answer
+//! about one credential can open.
 //! The minted token is kept with the entry and reused while half its lifetime remains.
 //! A logout seen through the proxy evicts the credentials at once, and a lookup that was
 //! already under way when it happened is not served (see `Revocations`).
 
+pub mod breaker;
 pub mod credentials;
 pub mod mint;
 mod revocations;
 pub mod whoami;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,10 +33,11 @@ use tokio::sync::mpsc;
 use crate::config::{Live, LiveSettings};
 use crate::keys::KeyHandle;
 use crate::metrics::{Metrics, WhoamiOutcome};
+use breaker::{Admission, Breaker, Change};
 use credentials::CredentialKey;
 use mint::Minted;
 use revocations::Revocations;
-use whoami::{ActiveSession, Whoami};
+use whoami::{ActiveSession, Rejection, Whoami};
 
 /// A cached whoami answer.
 pub enum Entry {
@@ -46,8 +51,14 @@ pub enum Entry {
         /// The logout generation this entry was last checked against.
         revocations_seen: AtomicU64,
     },
-    Anonymous,
+    /// No session for these credentials, for at most `max_age` when set (else `cache_ttl`).
+    Anonymous { max_age: Option<Duration> },
 }
+
+/// How long a 429 for one credential is remembered: long enough that a client repeating it does
+/// not turn each of its requests into a whoami, short enough that a throttled user is
+/// recognised soon after Ory relents.
+pub const THROTTLED_MEMORY: Duration = Duration::from_secs(1);
 
 /// What the proxy does with an app-bound request's `Authorization`.
 #[derive(Debug, Clone)]
@@ -92,20 +103,19 @@ struct Inner {
     live: LiveSettings,
     keys: KeyHandle,
     whoami_url: String,
-    /// Set while Ory fails, so one warning is logged per failure burst, not per request.
-    degraded: AtomicBool,
-    /// When Ory last failed (ms since `epoch`): while it is down, misses wait for no whoami
-    /// except one probe per [`PROBE_INTERVAL`], so a hung Ory does not add its timeout to
-    /// every signed-in request.
-    last_failure_ms: AtomicU64,
+    /// Whether misses ask Ory: a hung Ory must not add its timeout to every signed-in request.
+    breaker: Breaker,
+    /// When a "not a session" answer was last warned about (ms since `epoch`, 0 = never): a
+    /// client can cause them at will, so the log gets one a minute at most.
+    last_rejection_warning_ms: AtomicU64,
     epoch: Instant,
     revocations: Arc<Revocations>,
     tx: mpsc::Sender<Cmd>,
     metrics: Arc<Metrics>,
 }
 
-/// While Ory is failing, how often a cache miss may try it again.
-const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one warning about answers that are not sessions per this interval.
+const REJECTION_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Cloneable handle to the session actor.
 #[derive(Clone)]
@@ -129,7 +139,7 @@ impl moka::Expiry<CredentialKey, Arc<Entry>> for EntryExpiry {
                 t.duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO)
             }),
-            Entry::Anonymous => None,
+            Entry::Anonymous { max_age } => *max_age,
         };
         let lifetime = until_expiry.map_or(ttl, |d| d.min(ttl));
         self.revocations.note_lifetime(lifetime);
@@ -164,8 +174,8 @@ impl SessionCache {
             live,
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
-            degraded: AtomicBool::new(false),
-            last_failure_ms: AtomicU64::new(0),
+            breaker: Breaker::default(),
+            last_rejection_warning_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             revocations,
             tx,
@@ -210,32 +220,24 @@ impl SessionCache {
         if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
             let _ = self.0.tx.try_send(Cmd::Resize);
         }
-        if self.0.degraded.load(Ordering::Relaxed) && cache.get(&creds.key).await.is_none() {
-            let since = self.0.epoch.elapsed().as_millis() as u64;
-            let last = self.0.last_failure_ms.load(Ordering::Relaxed);
-            if since.saturating_sub(last) < PROBE_INTERVAL.as_millis() as u64 {
-                return Auth::Unavailable;
-            }
-            // This request is the probe; concurrent ones keep answering Unavailable.
-            self.0.last_failure_ms.store(since, Ordering::Relaxed);
-        }
+        // While the breaker is open, a miss asks Ory only as the probe; hits are served.
+        let _probe = match self.0.breaker.is_open() && cache.get(&creds.key).await.is_none() {
+            false => None,
+            true => match self.0.breaker.admit(Instant::now()) {
+                Admission::Skip => return Auth::Unavailable,
+                Admission::Probe(guard) => Some(guard),
+                Admission::Ask => None,
+            },
+        };
         // A second round only when the first found a session logged out after its whoami was
         // sent (see `revocations`), or older than a lowered `cache_ttl`; a second such answer
         // is not served either.
         let mut fresh = None;
         for _round in 0..2 {
             let asked = Instant::now();
-            let entry = match self.lookup(&cache, &creds, ory).await {
-                Ok(e) => e,
-                Err(e) => {
-                    self.0
-                        .last_failure_ms
-                        .store(self.0.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-                    if !self.0.degraded.swap(true, Ordering::Relaxed) {
-                        log::warn!("cannot check sessions with Ory ({e}); requests go on anonymous until it answers");
-                    }
-                    return Auth::Unavailable;
-                }
+            let Ok(entry) = self.lookup(&cache, &creds, ory).await else {
+                // (Counted and logged by the call that failed, once for all its waiters.)
+                return Auth::Unavailable;
             };
             if let Entry::Active {
                 looked_up,
@@ -311,13 +313,11 @@ impl SessionCache {
                 self.0.metrics.whoami(match &w {
                     Ok(Whoami::Active(_)) => WhoamiOutcome::Active,
                     Ok(Whoami::Anonymous) => WhoamiOutcome::Inactive,
+                    Ok(Whoami::Rejected(_)) => WhoamiOutcome::Rejected,
                     Err(_) => WhoamiOutcome::Failed,
                 });
+                self.note_health(&w);
                 let w = w?;
-                // Only an answer from Ory ends an outage: a cache hit says nothing about it.
-                if self.0.degraded.swap(false, Ordering::Relaxed) {
-                    log::info!("Ory answers whoami again; sessions are recognised");
-                }
                 Ok::<_, whoami::WhoamiError>(Arc::new(match w {
                     Whoami::Active(session) => Entry::Active {
                         session,
@@ -326,10 +326,59 @@ impl SessionCache {
                         answered: Instant::now(),
                         revocations_seen,
                     },
-                    Whoami::Anonymous => Entry::Anonymous,
+                    Whoami::Anonymous => Entry::Anonymous { max_age: None },
+                    Whoami::Rejected(Rejection::Throttled) => Entry::Anonymous {
+                        max_age: Some(THROTTLED_MEMORY),
+                    },
+                    Whoami::Rejected(_) => Entry::Anonymous { max_age: None },
                 }))
             })
             .await
+    }
+
+    /// Feeds one whoami outcome to the breaker and the log. Only a failure of Ory counts
+    /// toward an outage; an answer about these credentials alone (a rejection) neither counts
+    /// nor ends one.
+    fn note_health(&self, w: &Result<Whoami, whoami::WhoamiError>) {
+        match w {
+            Ok(Whoami::Active(_) | Whoami::Anonymous) => {
+                if self.0.breaker.answered() == Change::Closed {
+                    log::info!("Ory answers whoami again; sessions are recognised");
+                }
+            }
+            Ok(Whoami::Rejected(r)) => self.warn_rejection(r),
+            Err(e) => match self.0.breaker.failed(Instant::now()) {
+                Change::FirstFailure => log::warn!(
+                    "cannot check sessions with Ory ({e}); requests go on anonymous until it answers"
+                ),
+                Change::Opened { failures, span } => log::warn!(
+                    "Ory failed {failures} times in a row over {} ms: uncached sessions go on anonymous without asking it, one request at a time probes it",
+                    span.as_millis()
+                ),
+                Change::None | Change::Closed => {}
+            },
+        }
+    }
+
+    /// A client can cause these at will: a debug line each, a warning a minute at most for
+    /// the one kind that suggests a misconfiguration (a 200 that is not a session).
+    fn warn_rejection(&self, r: &Rejection) {
+        let now = (self.0.epoch.elapsed().as_millis() as u64).max(1);
+        let last = self.0.last_rejection_warning_ms.load(Ordering::Relaxed);
+        let due =
+            last == 0 || now.saturating_sub(last) >= REJECTION_WARNING_INTERVAL.as_millis() as u64;
+        if matches!(r, Rejection::NotASession(_))
+            && due
+            && self
+                .0
+                .last_rejection_warning_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!("{r}: that request goes on anonymous (is sdk_url Ory's public API?); more are logged at debug level for a minute");
+        } else {
+            log::debug!("{r}: that request goes on anonymous");
+        }
     }
 
     /// Called with every Ory answer: a successful logout, or an answer that sets or deletes a

@@ -23,26 +23,57 @@ pub struct ActiveSession {
     pub raw: Box<RawValue>,
 }
 
-/// The outcome of one whoami call.
+/// The outcome of one whoami call that Ory (or whatever answers at its address) answered.
 #[derive(Debug)]
 pub enum Whoami {
     Active(ActiveSession),
-    /// 401/403 or `active: false`: an ordinary anonymous visitor.
+    /// 401/403, `active: false`, or a session already expired: an ordinary anonymous visitor.
     Anonymous,
+    /// An answer about these credentials that is neither a session nor a plain "no": they get
+    /// no session, and it says nothing about Ory's health (see [`Rejection`]).
+    Rejected(Rejection),
 }
 
-/// Ory could not say: unreachable, 5xx, timeout, or an answer that is not a session.
+/// Why an answer was neither a session nor an ordinary "no". A client chooses its own
+/// credentials, so it can make Ory, or a proxy in front of Ory, answer any of these: each one
+/// concerns that client's credentials only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// A 4xx other than 401, 403 and 429 (400, 404, 422, 431 for an oversized cookie, …).
+    Status(u16),
+    /// 429: Ory asks to slow down; remembered only briefly.
+    Throttled,
+    /// A 200 that is not a session (HTML, JSON without an identity, over 1 MiB), or another
+    /// status that is neither a 4xx nor a 5xx (a redirect).
+    NotASession(String),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Status(s) => write!(f, "whoami answered {s}"),
+            Rejection::Throttled => f.write_str("whoami answered 429"),
+            Rejection::NotASession(why) => write!(f, "whoami answer is not a session: {why}"),
+        }
+    }
+}
+
+/// Ory did not answer: unreachable, 5xx, timeout, or a body cut off. Only these count toward
+/// the outage breaker.
 #[derive(Debug, thiserror::Error)]
 pub enum WhoamiError {
     #[error("whoami: {0}")]
     Send(String),
     #[error("whoami answered {0}")]
     Status(u16),
-    #[error("whoami answer is not a session: {0}")]
+    #[error("whoami answer body: {0}")]
     Body(String),
     #[error("whoami did not finish within {}s", WHOAMI_TIMEOUT.as_secs())]
     Timeout,
 }
+
+/// The largest whoami body read; a larger one is not a session.
+const MAX_WHOAMI_BODY: usize = 1 << 20;
 
 #[derive(Deserialize)]
 struct View {
@@ -95,37 +126,52 @@ async fn exchange(
     match status {
         200 => {}
         401 | 403 => return Ok(Whoami::Anonymous),
-        s => return Err(WhoamiError::Status(s)),
+        429 => return Ok(Whoami::Rejected(Rejection::Throttled)),
+        500..=599 => return Err(WhoamiError::Status(status)),
+        400..=499 => return Ok(Whoami::Rejected(Rejection::Status(status))),
+        s => {
+            return Ok(Whoami::Rejected(Rejection::NotASession(format!(
+                "status {s}"
+            ))))
+        }
     }
-    let body = res
-        .body()
-        .limit(1 << 20)
-        .await
-        .map_err(|e| WhoamiError::Body(e.to_string()))?;
-    parse(&body)
+    match res.body().limit(MAX_WHOAMI_BODY).await {
+        Ok(body) => Ok(parse(&body)),
+        Err(awc::error::PayloadError::Overflow) => Ok(Whoami::Rejected(Rejection::NotASession(
+            format!("a body over {MAX_WHOAMI_BODY} bytes"),
+        ))),
+        // Cut off or broken on the way: Ory did not finish answering.
+        Err(e) => Err(WhoamiError::Body(e.to_string())),
+    }
 }
 
-pub fn parse(body: &[u8]) -> Result<Whoami, WhoamiError> {
-    let view: View = serde_json::from_slice(body).map_err(|e| WhoamiError::Body(e.to_string()))?;
+/// What a whoami 200 body says about the session.
+pub fn parse(body: &[u8]) -> Whoami {
+    let not_a_session = |why: String| Whoami::Rejected(Rejection::NotASession(why));
+    let view: View = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return not_a_session(e.to_string()),
+    };
     if !view.active {
-        return Ok(Whoami::Anonymous);
+        return Whoami::Anonymous;
     }
-    let identity_id = view
-        .identity
-        .map(|i| i.id)
-        .ok_or_else(|| WhoamiError::Body("active session without identity.id".into()))?;
+    let Some(identity_id) = view.identity.map(|i| i.id) else {
+        return not_a_session("an active session without identity.id".into());
+    };
     // Unparsable: no expiry of its own; the cache ttl and the token ttl still bound it.
     let expires_at = view.expires_at.as_deref().and_then(parse_rfc3339);
     if expires_at.is_some_and(|t| t <= SystemTime::now()) {
-        return Ok(Whoami::Anonymous);
+        return Whoami::Anonymous;
     }
-    let raw: Box<RawValue> =
-        serde_json::from_slice(body).map_err(|e| WhoamiError::Body(e.to_string()))?;
-    Ok(Whoami::Active(ActiveSession {
-        identity_id,
-        expires_at,
-        raw,
-    }))
+    // Parsed once already, so this cannot fail; kept total all the same.
+    match serde_json::from_slice::<Box<RawValue>>(body) {
+        Ok(raw) => Whoami::Active(ActiveSession {
+            identity_id,
+            expires_at,
+            raw,
+        }),
+        Err(e) => not_a_session(e.to_string()),
+    }
 }
 
 /// RFC 3339 with `Z` or a numeric offset (`+02:00`), fractional seconds allowed.
@@ -160,7 +206,7 @@ mod tests {
             serde_json::from_str(include_str!("../../tests/data/session-example.json")).unwrap();
         v["expires_at"] = "2999-01-01T00:00:00.123456Z".into();
         let body = serde_json::to_vec(&v).unwrap();
-        let Whoami::Active(s) = parse(&body).unwrap() else {
+        let Whoami::Active(s) = parse(&body) else {
             panic!("not active")
         };
         assert_eq!(s.identity_id, "18aafd3e-b00c-4b19-81c8-351e38705126");
@@ -182,10 +228,10 @@ mod tests {
         assert_eq!(parse_rfc3339("soon"), None);
         let body =
             br#"{"active":true,"expires_at":"2999-01-01T00:00:00+05:00","identity":{"id":"x"}}"#;
-        assert!(matches!(parse(body).unwrap(), Whoami::Active(_)));
+        assert!(matches!(parse(body), Whoami::Active(_)));
         let odd = br#"{"active":true,"expires_at":"tomorrow","identity":{"id":"x"}}"#;
         assert!(matches!(
-            parse(odd).unwrap(),
+            parse(odd),
             Whoami::Active(ActiveSession {
                 expires_at: None,
                 ..
@@ -194,15 +240,23 @@ mod tests {
     }
 
     #[test]
-    fn inactive_or_expired_is_anonymous_and_garbage_is_an_error() {
-        assert!(matches!(
-            parse(br#"{"active":false}"#).unwrap(),
-            Whoami::Anonymous
-        ));
+    fn inactive_or_expired_is_anonymous_and_garbage_is_not_a_session() {
+        assert!(matches!(parse(br#"{"active":false}"#), Whoami::Anonymous));
         let expired =
             br#"{"active":true,"expires_at":"2001-01-01T00:00:00Z","identity":{"id":"x"}}"#;
-        assert!(matches!(parse(expired).unwrap(), Whoami::Anonymous));
-        assert!(parse(b"<html>").is_err());
-        assert!(parse(br#"{"active":true}"#).is_err());
+        assert!(matches!(parse(expired), Whoami::Anonymous));
+        for garbage in [
+            &b"<html>"[..],
+            br#"{"active":true}"#,
+            br#"{"active":true,"identity":{"id":7}}"#,
+            b"",
+            b"null",
+        ] {
+            assert!(
+                matches!(parse(garbage), Whoami::Rejected(Rejection::NotASession(_))),
+                "{}",
+                String::from_utf8_lossy(garbage)
+            );
+        }
     }
 }

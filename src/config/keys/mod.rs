@@ -57,6 +57,9 @@ pub struct Tree {
     pub log_level: Option<String>,
     /// Address of a separate listener serving Prometheus metrics at `/metrics`; `""` = none.
     pub metrics_listen: Option<String>,
+    /// Client request headers never sent to the app, in any spelling; a trailing `*` matches
+    /// by prefix. Setting it replaces the default list; `[]` strips none.
+    pub strip_request_headers: Option<Vec<String>>,
     #[serde(default)]
     pub cookies: CookiesSection,
     #[serde(default)]
@@ -72,7 +75,7 @@ pub struct Tree {
 }
 
 /// The top-level keys a reload applies without a restart.
-const LIVE: &[&str] = &["log_level"];
+const LIVE: &[&str] = &["log_level", "strip_request_headers"];
 
 /// Each section with the keys of it that reload live.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -112,6 +115,7 @@ impl Tree {
             watch: Some("auto".into()),
             log_level: Some("info".into()),
             metrics_listen: empty(),
+            strip_request_headers: Some(crate::proxy::client_headers::HeaderList::default_list()),
             cookies: CookiesSection::defaults(),
             cors: CorsSection::defaults(),
             redirects: RedirectsSection::defaults(),
