@@ -183,46 +183,33 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Every flag named in [`Cli::key_flags`] is one clap knows.
+    /// Every flag clap knows, given: `key_flags` names each one that sets a key by its real
+    /// name, and each key it names is one of the tree's.
     #[test]
-    fn key_flags_name_real_flags() {
-        let cli = Cli::parse_from([
-            "ory-proxy",
-            "--project",
-            "p",
-            "--sdk-url",
-            "http://k",
-            "--port",
-            "1",
-            "--dev",
-            "--no-jwt",
-            "--rewrite-host",
-            "--debug",
-            "--metrics-listen",
-            "127.0.0.1:9",
-            "--cookie-domain",
-            "d",
-            "--allowed-cors-origins",
-            "https://a",
-            "--additional-cors-headers",
-            "x",
-            "--default-redirect-url",
-            "/",
-            "http://app",
-            "http://pub",
-        ]);
+    fn key_flags_name_real_flags_and_keys() {
         let cmd = Cli::command();
-        let names: Vec<String> = cmd
-            .get_arguments()
-            .map(|a| match a.get_long() {
-                Some(l) => format!("--{l}"),
-                None => a.get_id().as_str().to_ascii_uppercase(),
-            })
-            .collect();
+        let mut args = vec!["ory-proxy".to_string()];
+        let mut names = Vec::new();
+        for a in cmd.get_arguments() {
+            match a.get_long() {
+                Some(long) => {
+                    names.push(format!("--{long}"));
+                    args.push(format!("--{long}"));
+                    if a.get_action().takes_values() {
+                        args.push("1".into());
+                    }
+                }
+                None => names.push(a.get_id().as_str().to_ascii_uppercase()),
+            }
+        }
+        args.extend(["http://app".into(), "http://pub".into()]);
+        let cli = Cli::try_parse_from(&args).unwrap();
         let flags = cli.key_flags();
-        assert_eq!(flags.len(), 14);
-        for (_, flag, _) in flags {
+        assert!(flags.len() >= 14, "{flags:?}");
+        let keys = crate::config::Tree::keys();
+        for (key, flag, _) in flags {
             assert!(names.iter().any(|n| n == flag), "{flag} is not a flag");
+            assert!(keys.iter().any(|k| k == key), "{key} is not a key");
         }
     }
 }
