@@ -37,7 +37,9 @@ fn proxy_toml_marks_exactly_the_live_keys() {
     let layer = file::parse(&path, &text).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     for key in Tree::keys() {
-        let line = layer.line_of(&key).unwrap();
+        let line = layer
+            .line_of(&key)
+            .unwrap_or_else(|| panic!("`{key}` is not in config/proxy.toml"));
         // The comment block right above the key.
         let comment: Vec<&str> = lines[..line - 1]
             .iter()
