@@ -153,6 +153,10 @@ pub struct Metrics {
     whoami: [AtomicU64; 4],
     minted: AtomicU64,
     reloads: [AtomicU64; 3],
+    /// Bytes of Ory answers held for rewriting now: a gauge, kept by the rewrite budget.
+    rewrite_buffer: AtomicU64,
+    /// Textual Ory answers passed on unrewritten because the rewrite budget was spent.
+    rewrite_skipped: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -165,6 +169,8 @@ impl Default for Metrics {
             whoami: Default::default(),
             minted: AtomicU64::new(0),
             reloads: Default::default(),
+            rewrite_buffer: AtomicU64::new(0),
+            rewrite_skipped: AtomicU64::new(0),
         }
     }
 }
@@ -193,6 +199,15 @@ impl Metrics {
         self.reloads[outcome as usize].fetch_add(1, Relaxed);
     }
 
+    /// The bytes held for rewriting: the rewrite budget counts in it directly.
+    pub fn rewrite_buffer(&self) -> &AtomicU64 {
+        &self.rewrite_buffer
+    }
+
+    pub fn rewrite_skipped(&self) {
+        self.rewrite_skipped.fetch_add(1, Relaxed);
+    }
+
     /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -202,12 +217,18 @@ impl Metrics {
     }
 
     fn render_into(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "# HELP ory_proxy_build_info The running version.")?;
-        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
         writeln!(
             out,
-            "ory_proxy_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "# HELP ory_proxy_build_info The running version, its commit and build date."
+        )?;
+        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
+        // The three parts of `--version`: label values need no escaping (digits, dots, hex).
+        writeln!(
+            out,
+            "ory_proxy_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
+            crate::version::VERSION,
+            crate::version::COMMIT,
+            crate::version::BUILD_DATE
         )?;
         let started = self
             .started
@@ -285,6 +306,20 @@ impl Metrics {
             "Reloads of proxy.toml after start-up (its content changed, or SIGHUP), by outcome.",
             "result",
             ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_buffer_bytes Bytes of Ory answers held in memory for rewriting now, at most [limits].rewrite_budget.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_buffer_bytes gauge")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_buffer_bytes {}",
+            load(&self.rewrite_buffer)
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_skipped_total Textual Ory answers passed on unrewritten because the rewrite budget was spent.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_skipped_total counter")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_skipped_total {}",
+            load(&self.rewrite_skipped)
         )?;
         Ok(())
     }
@@ -432,7 +467,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 8, "{described:?}");
+        assert_eq!(described.len(), 10, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }

@@ -1,6 +1,7 @@
 //! The documentation held to the code: `config/proxy.toml` lists every key of the key tree at
 //! its built-in default, marks exactly the live keys "(live)", and the README's flag table
-//! names exactly the flags clap knows.
+//! names exactly the flags clap knows, hidden ones excepted (as in `tests/release.rs`: the
+//! packaging flags are for packagers, and the README names them in its Release section).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -82,9 +83,13 @@ fn readme_flags() -> BTreeSet<String> {
     out
 }
 
-fn clap_flags() -> BTreeSet<String> {
+/// The flags clap knows, `hidden` ones or the others.
+fn clap_flags(hidden: bool) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for arg in Cli::command().get_arguments() {
+        if arg.is_hide_set() != hidden {
+            continue;
+        }
         if arg.is_positional() {
             let name = arg
                 .get_value_names()
@@ -101,7 +106,7 @@ fn clap_flags() -> BTreeSet<String> {
 
 #[test]
 fn the_readme_flag_table_matches_the_flags() {
-    let (readme, clap) = (readme_flags(), clap_flags());
+    let (readme, clap) = (readme_flags(), clap_flags(false));
     assert!(clap.contains("--sdk-url") && clap.contains("APPLICATION_URL"));
     assert_eq!(
         readme.difference(&clap).collect::<Vec<_>>(),
@@ -113,4 +118,18 @@ fn the_readme_flag_table_matches_the_flags() {
         Vec::<&String>::new(),
         "flags missing from the README's flag table"
     );
+}
+
+#[test]
+fn the_readme_names_the_hidden_flags_outside_the_table() {
+    let hidden = clap_flags(true);
+    assert!(hidden.contains("--completions") && hidden.contains("--man"));
+    let (_, text) = repo_file("README.md");
+    for flag in &hidden {
+        assert!(
+            text.contains(&format!("ory-proxy {flag}")),
+            "the README does not show the hidden flag {flag}"
+        );
+        assert!(!readme_flags().contains(flag), "{flag} is hidden");
+    }
 }

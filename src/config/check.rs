@@ -130,6 +130,46 @@ impl<'a> Check<'a> {
         self.show(name, humantime::format_duration(d).to_string());
         Ok(d)
     }
+
+    /// A size in bytes: a number, or one with a binary unit (`"512KiB"`, `"64MiB"`, `"1GiB"`).
+    /// Shown in the largest unit that divides it.
+    pub fn size(&self, name: &str, raw: &str) -> Result<u64, ConfigError> {
+        let t = raw.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(digits);
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        let bytes = n
+            .parse::<u64>()
+            .ok()
+            .filter(|_| scale != 0)
+            .and_then(|n| n.checked_mul(scale))
+            .ok_or_else(|| {
+                self.err(
+                    name,
+                    format!(
+                        "{raw:?} is not a size like \"64MiB\", \"512KiB\" or a number of bytes"
+                    ),
+                )
+            })?;
+        self.show(name, size_text(bytes));
+        Ok(bytes)
+    }
+}
+
+/// A byte count in the largest binary unit that divides it, as `proxy.toml` takes it.
+fn size_text(n: u64) -> String {
+    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n != 0 && n.is_multiple_of(scale) {
+            return format!("{}{unit}", n / scale);
+        }
+    }
+    n.to_string()
 }
 
 /// The value of a leaf of the merged tree. Every key has a default, so `None` cannot happen

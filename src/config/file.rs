@@ -20,6 +20,9 @@ use super::keys::Tree;
 #[derive(Debug, Clone)]
 pub struct FileLayer {
     pub path: PathBuf,
+    /// The text the layer was parsed from: a second load at start (port 0) parses it again
+    /// instead of reading a pipe that has nothing left to give.
+    pub text: String,
     pub tree: Tree,
     /// The tree as a table: only the keys the file sets.
     pub table: toml::Table,
@@ -51,6 +54,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
     let tree = Tree::deserialize(Deserializer::from(doc)).map_err(error)?;
     Ok(FileLayer {
         path: path.to_path_buf(),
+        text: text.to_string(),
         table: tree.to_table()?,
         tree,
         lines,

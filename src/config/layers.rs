@@ -15,6 +15,7 @@ use super::error::{ConfigError, Origin};
 use super::file::FileLayer;
 use super::keys::Tree;
 use crate::cli::Cli;
+use crate::file_read;
 
 /// A layer above the file: the keys it sets and who set each.
 #[derive(Debug, Clone, Default)]
@@ -109,12 +110,22 @@ pub fn read_file(path: &Path, required: bool) -> Result<Option<String>, ConfigEr
             path.display()
         )));
     }
-    match std::fs::read_to_string(path) {
+    // A pipe is taken here, at start-up only: `-c <(cat proxy.toml)`. Reloads read through
+    // the watcher, regular files only.
+    let read = file_read::read_text(
+        path,
+        file_read::MAX_FILE_BYTES,
+        file_read::Accept::RegularOrPipe,
+    );
+    match read {
         Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
-        Err(source) => Err(ConfigError::Read {
+        Err(e) if e.is_not_found() && !required => Ok(None),
+        Err(e) => Err(ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            source: match e {
+                file_read::ReadError::Io(io) => io,
+                other => std::io::Error::other(other),
+            },
         }),
     }
 }

@@ -87,7 +87,10 @@ mod tests {
                 "4555",
                 "http://app",
             ],
-            &[("ORY_PROXY_JWT__TTL", "5m")],
+            &[
+                ("ORY_PROXY_JWT__TTL", "5m"),
+                ("ORY_PROXY_LIMITS__REWRITE_BUDGET", "1024MiB"),
+            ],
         );
         let jwt = out.split("\n[jwt]\n").nth(1).unwrap();
         let jwt = jwt.split("\n[").next().unwrap();
@@ -112,6 +115,16 @@ mod tests {
         assert!(out.contains("\nport = 4555 "), "{out}");
         assert!(out.contains("# flag --port"), "{out}");
         assert!(out.contains("\nresponse_timeout = \"1m\"\n"), "{out}");
+        // A size in its largest whole unit.
+        assert!(
+            out.contains("\nrewrite_budget = \"1GiB\"")
+                && out.contains("# env ORY_PROXY_LIMITS__REWRITE_BUDGET"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\n[limits]\nbody_idle_timeout = \"30s\"\n"),
+            "{out}"
+        );
         for key in crate::config::Tree::keys() {
             let name = key.rsplit('.').next().unwrap();
             assert!(

@@ -20,6 +20,7 @@ use super::layers::Layered;
 pub use super::check::MAX_DURATION;
 pub use super::keys::cookies::CookiesLive;
 pub use super::keys::jwt::JwtLive;
+pub use super::keys::limits::LimitsFixed;
 pub use super::keys::redirects::RedirectsLive;
 pub use super::keys::session::SessionLive;
 use crate::proxy::client_headers::HeaderList;
@@ -67,6 +68,8 @@ pub struct Fixed {
     pub metrics_listen: Option<SocketAddr>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// `[limits]`: the stalled-body timeout and the rewrite budget.
+    pub limits: LimitsFixed,
     pub api_key: Option<String>,
 }
 
@@ -167,6 +170,7 @@ fn validate_fixed(
         metrics_listen: metrics_listen(c, t, port)?,
         connect_timeout: upstream.connect_timeout,
         response_timeout: upstream.response_timeout,
+        limits: t.limits.fixed(&c.section("limits"))?,
         api_key,
     })
 }

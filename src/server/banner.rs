@@ -49,6 +49,7 @@ pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
         let _ = writeln!(b, "  metrics      http://{m}/metrics");
     }
     let _ = writeln!(b, "  cors         {}", cors_line(f, l));
+    let _ = writeln!(b, "  version      {}", crate::version::LONG);
     b
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod banner;
+pub mod limits;
 pub mod local_routes;
 
 use std::net::{SocketAddr, TcpListener};
@@ -216,7 +217,10 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let settings = if port == 0 {
             loader.set_bound_port(addr.port());
-            loader.load()?.settings
+            // The text already read, not a second read: a pipe (`-c <(cat proxy.toml)`) has
+            // nothing left to give.
+            let text = loaded.layered.file.map(|f| f.text);
+            loader.load_text(text.as_deref())?.settings
         } else {
             loaded.settings
         };
@@ -255,10 +259,16 @@ impl Proxy {
             fixed: fixed.clone(),
             live: live.clone(),
             sessions,
+            rewrite_budget: crate::proxy::rewrite_budget::RewriteBudget::new(
+                fixed.limits.rewrite_budget,
+                metrics.clone(),
+            ),
             metrics,
             metrics_addr,
         });
         let connect_timeout = fixed.connect_timeout;
+        let workers = limits::workers();
+        let max_connections = limits::connection_cap_now(workers);
 
         let worker_live = live.clone();
         let worker_state = state.clone();
@@ -284,6 +294,9 @@ impl Proxy {
                 .configure(routes)
                 .wrap(from_fn(edge))
         })
+        .workers(workers)
+        // Accepted connections always have room for their upstream ones (see `limits`).
+        .max_connections(max_connections)
         .tcp_nodelay(true)
         // The dispatcher appends another body piece while its buffer holds less than this, and
         // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
@@ -433,6 +446,7 @@ fn open_browser(url: &str) {
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
     init_logging(cli.debug);
+    limits::raise_nofile_limit();
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
     }

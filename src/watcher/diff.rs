@@ -79,9 +79,12 @@ mod tests {
     fn diffs_name_keys_as_in_the_file() {
         let (_, a) = load(BASE);
         let (_, b) = load(&format!(
-            "{BASE}port = 5000\nlog_level = \"debug\"\n[cookies]\ndomain = \"x.example\"\n[cors]\nallowed_origins = [\"https://a.example\"]\n[jwt]\nttl = \"2m\"\n"
+            "{BASE}port = 5000\nlog_level = \"debug\"\n[cookies]\ndomain = \"x.example\"\n[cors]\nallowed_origins = [\"https://a.example\"]\n[jwt]\nttl = \"2m\"\n[limits]\nrewrite_budget = \"1GiB\"\n"
         ));
-        assert_eq!(restart_only_changes(&a, &b), ["port"]);
+        assert_eq!(
+            restart_only_changes(&a, &b),
+            ["port", "limits.rewrite_budget"]
+        );
         assert_eq!(
             live_changes(&a, &b),
             [

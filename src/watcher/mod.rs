@@ -9,7 +9,10 @@
 //! - warns about changed keys that need a restart and does not apply them;
 //! - warns about file edits of keys pinned by a flag or env var;
 //! - on an invalid file logs one error (file, line, key) and keeps the running settings;
-//! - on a deleted file warns once and keeps the running settings.
+//! - on a deleted file warns once and keeps the running settings;
+//! - reads regular files only, off the runtime and bounded in size (see
+//!   [`crate::file_read`]): a FIFO put at the path is an error, not a hang. A config given as
+//!   a pipe (`-c <(cat proxy.toml)`) was read once at start and is not watched.
 //!
 //! [`fs`] holds the filesystem mechanics, [`reload`] the state machine, [`diff`] what changed.
 
@@ -24,8 +27,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{LiveSettings, Loader, Settings};
+use crate::file_read::{self, Accept};
 use crate::metrics::Metrics;
-use fs::{start_fs_watch, Hangup};
+use fs::{start_fs_watch, FsWatch, Hangup};
 use reload::{Actor, Trigger};
 
 /// Quiet time before a burst of filesystem events becomes one reload. Editors write in a few
@@ -112,7 +116,18 @@ impl WatcherHandle {
         };
         // Capacity 1 is enough: a queued event already means "read the file again".
         let (fs_tx, fs_rx) = mpsc::channel(1);
-        let fs = start_fs_watch(settings.fixed.watch, &dir, &file_name, fs_tx.clone());
+        // A pipe (`-c <(cat proxy.toml)`) was read once at start and has nothing more to give.
+        // (A file missing right now is watched as usual: it may come back.)
+        let one_shot = std::fs::metadata(&path).is_ok_and(|m| !m.is_file());
+        let fs = if one_shot {
+            log::info!(
+                "{} is not a regular file (a pipe?): read once at start and not watched; restart to change the settings",
+                path.display()
+            );
+            FsWatch::None
+        } else {
+            start_fs_watch(settings.fixed.watch, &dir, &file_name, fs_tx.clone())
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (version_tx, version_rx) = watch::channel(0);
         let mut actor = Actor {
@@ -120,6 +135,7 @@ impl WatcherHandle {
             path,
             live,
             running_fixed: settings.fixed.clone(),
+            one_shot,
             serving: running.clone(),
             running,
             last_file: None,
@@ -138,8 +154,12 @@ impl WatcherHandle {
         // The baseline read happens here, synchronously: in the task it could come after an
         // early edit and pass that edit off as the start state (and with `watch = "off"`
         // apply an edit nobody asked to reload). The watch is already on, so an edit made
-        // since start-up's read is either in this read or in an event.
-        actor.reload(Trigger::Start);
+        // since start-up's read is either in this read or in an event. It cannot block: a
+        // FIFO is refused at open (see `file_read`). Not for a pipe, which start-up emptied.
+        if !one_shot {
+            let read = file_read::read(&actor.path, file_read::MAX_FILE_BYTES, Accept::Regular);
+            actor.load_read(read, Trigger::Start);
+        }
         // Also before returning: until the handler is installed, SIGHUP terminates the process.
         let hangup = Hangup::new();
         tokio::spawn(actor.run(cmd_rx, fs_rx, hangup));

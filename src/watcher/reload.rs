@@ -15,6 +15,7 @@ use super::diff;
 use super::fs::{sleep_until, tick, FsWatch, Hangup};
 use super::{Command, ReloadOutcome, POLL_INTERVAL, SETTLE};
 use crate::config::{ConfigError, Fixed, Live, LiveSettings, Loaded, Loader, Tree};
+use crate::file_read::{self, FileContent, ReadError};
 use crate::metrics::{self, Metrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(super) struct Actor {
     pub(super) live: LiveSettings,
     /// The fixed settings the server runs with; a reload never changes them.
     pub(super) running_fixed: Arc<Fixed>,
+    /// The config path is a pipe, read once at start: nothing to read again.
+    pub(super) one_shot: bool,
     /// The merged tree the server started with: the restart-only values that run.
     pub(super) running: Table,
     /// The merged tree whose live values serve requests now.
@@ -82,54 +85,77 @@ impl Actor {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Reload(reply)) => {
-                        let outcome = self.reload(Trigger::Manual);
+                        let outcome = self.reload(Trigger::Manual).await;
                         let _ = reply.send(outcome);
                     }
                     // Every handle is gone: the proxy is shutting down.
                     None => break,
                 },
                 Some(()) = fs_events.recv() => {
-                    self.reload(Trigger::FileEvent);
+                    self.reload(Trigger::FileEvent).await;
                 }
                 () = hangup.recv() => {
                     log::info!("SIGHUP: reloading {}", self.path.display());
-                    self.reload(Trigger::Manual);
+                    self.reload(Trigger::Manual).await;
                 }
                 () = sleep_until(settle_at) => {
-                    self.reload(Trigger::Settled);
+                    self.reload(Trigger::Settled).await;
                 }
                 () = tick(&mut poll) => {
-                    self.reload(Trigger::Poll);
+                    self.reload(Trigger::Poll).await;
                 }
             }
         }
     }
 
-    pub(super) fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
-        match self.read(trigger) {
+    /// Reads the file off the runtime (a read must never hold up signals or requests), then
+    /// applies it.
+    async fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
+        if self.one_shot {
+            log::info!(
+                "{} was read once at start (not a regular file); restart to change the settings",
+                self.path.display()
+            );
+            return ReloadOutcome::Unchanged;
+        }
+        let read = file_read::read_off_runtime(self.path.clone(), file_read::MAX_FILE_BYTES).await;
+        self.load_read(read, trigger)
+    }
+
+    /// Loads what a read gave, if it is new.
+    pub(super) fn load_read(
+        &mut self,
+        read: Result<FileContent, ReadError>,
+        trigger: Trigger,
+    ) -> ReloadOutcome {
+        match self.text(read, trigger) {
             Ok(text) => self.load(&text, trigger),
             Err(outcome) => outcome,
         }
     }
 
-    /// Reads the file; `Err` is the outcome when there is nothing (new) to load.
-    fn read(&mut self, trigger: Trigger) -> Result<String, ReloadOutcome> {
+    /// The text of a read; `Err` is the outcome when there is nothing (new) to load.
+    fn text(
+        &mut self,
+        read: Result<FileContent, ReadError>,
+        trigger: Trigger,
+    ) -> Result<String, ReloadOutcome> {
         let path = self.path.display().to_string();
-        // A blocking read on the actor's thread: the file is small and this is rare.
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(self.missing(trigger)),
-            Err(e) => {
-                let e = e.to_string();
-                // Once per distinct error: polling would repeat it twice a second.
-                if self.unreadable.as_deref() != Some(e.as_str()) {
-                    log::error!("cannot read {path}: {e}; keeping the running settings");
-                    self.count(trigger, metrics::ReloadOutcome::Rejected);
-                    self.unreadable = Some(e.clone());
+        let text =
+            match read.and_then(|c| String::from_utf8(c.bytes).map_err(|_| ReadError::NotText)) {
+                Ok(t) => t,
+                Err(e) if e.is_not_found() => return Err(self.missing(trigger)),
+                Err(e) => {
+                    let e = e.to_string();
+                    // Once per distinct error: polling would repeat it twice a second.
+                    if self.unreadable.as_deref() != Some(e.as_str()) {
+                        log::error!("cannot read {path}: {e}; keeping the running settings");
+                        self.count(trigger, metrics::ReloadOutcome::Rejected);
+                        self.unreadable = Some(e.clone());
+                    }
+                    return Err(ReloadOutcome::Unreadable(e));
                 }
-                return Err(ReloadOutcome::Unreadable(e));
-            }
-        };
+            };
         self.unreadable = None;
         let was_missing = std::mem::take(&mut self.missing);
         if text.trim().is_empty()

@@ -10,6 +10,7 @@
 pub mod cookies;
 pub mod cors;
 pub mod jwt;
+pub mod limits;
 pub mod redirects;
 pub mod session;
 pub mod upstream;
@@ -20,6 +21,7 @@ use super::error::ConfigError;
 use cookies::CookiesSection;
 use cors::CorsSection;
 use jwt::JwtSection;
+use limits::LimitsSection;
 use redirects::RedirectsSection;
 use session::SessionSection;
 use upstream::UpstreamSection;
@@ -72,6 +74,8 @@ pub struct Tree {
     pub session: SessionSection,
     #[serde(default)]
     pub upstream: UpstreamSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 /// The top-level keys a reload applies without a restart.
@@ -85,6 +89,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("jwt", jwt::LIVE),
     ("session", session::LIVE),
     ("upstream", upstream::LIVE),
+    ("limits", limits::LIVE),
 ];
 
 /// Whether a reload applies the dotted `key` to new requests; every other key needs a restart.
@@ -122,6 +127,7 @@ impl Tree {
             jwt: JwtSection::defaults(),
             session: SessionSection::defaults(),
             upstream: UpstreamSection::defaults(),
+            limits: LimitsSection::defaults(),
         }
     }
 
