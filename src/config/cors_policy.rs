@@ -1,10 +1,10 @@
 //! The CORS policy as data: which origins and request headers are allowed. Compiled once per
 //! (re)load so that the per-request check is a few string comparisons.
 
-/// Methods the proxy allows cross-origin (SPEC §5.6).
+/// Methods the proxy allows cross-origin (docs/behaviour.md, "CORS").
 pub const ALLOWED_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 
-/// Request headers always allowed (SPEC §5.6), lowercase.
+/// Request headers always allowed (docs/behaviour.md, "CORS"), lowercase.
 pub const BASE_HEADERS: &[&str] = &[
     "accept",
     "content-type",

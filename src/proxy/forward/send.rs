@@ -36,7 +36,7 @@ pub(super) async fn send(
 ) -> Result<Sent, ProxyError> {
     let upstream = routed.upstream;
     let timeouts = request_body::Timeouts {
-        body_idle: state.fixed.body_idle_timeout,
+        body_idle: state.fixed.limits.body_idle_timeout,
         response: state.fixed.response_timeout,
     };
     let read = if is_api_logout(req, state, routed) {
