@@ -17,7 +17,7 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, Recom
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{DEBOUNCE, POLL_INTERVAL};
+use super::messages::{DEBOUNCE, POLL_INTERVAL};
 use crate::config::WatchMode;
 
 /// How edits are noticed; dropping it stops notify's thread.

@@ -14,15 +14,16 @@
 //!   [`crate::file_read`]): a FIFO put at the path is an error, not a hang. A config given as
 //!   a pipe (`-c <(cat proxy.toml)`) was read once at start and is not watched.
 //!
-//! [`fs`] holds the filesystem mechanics, [`reload`] the state machine, [`diff`] what changed.
+//! [`fs`] holds the filesystem mechanics, [`reload`] the state machine, [`diff`] what changed,
+//! and [`messages`] the timings and messages they share.
 
 mod diff;
 mod fs;
+mod messages;
 mod reload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -30,19 +31,9 @@ use crate::config::{LiveSettings, Loader, Settings};
 use crate::file_read::{self, Accept};
 use crate::metrics::Metrics;
 use fs::{start_fs_watch, FsWatch, Hangup};
+use messages::Command;
+pub use messages::{ReloadOutcome, DEBOUNCE, POLL_INTERVAL, SETTLE};
 use reload::{Actor, Trigger};
-
-/// Quiet time before a burst of filesystem events becomes one reload. Editors write in a few
-/// steps within milliseconds; 150 ms merges them and still applies an edit well within 2 s.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
-
-/// How often `watch = "poll"` reads the file.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// How long a missing or empty file may stay so before it counts: vim's save renames the file
-/// away before writing the new one, and truncate-then-write has an empty moment. Neither should
-/// log a deletion or apply an empty configuration.
-pub const SETTLE: Duration = Duration::from_millis(400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -54,34 +45,6 @@ pub enum WatchError {
     Stopped,
     #[error("the running configuration cannot be compared: {0}")]
     Tree(String),
-}
-
-/// What one reload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    /// The file's content is what was read last time: nothing to do.
-    Unchanged,
-    /// The file was read and validated.
-    Loaded {
-        /// Live keys whose new values now serve requests (empty: no live key changed).
-        applied: Vec<String>,
-        /// Keys that changed but need a restart; not applied.
-        needs_restart: Vec<String>,
-        /// Keys the file changed but a flag or env var pins; ignored.
-        pinned: Vec<String>,
-    },
-    /// The file is invalid; the running settings stay. Holds the error line.
-    Invalid(String),
-    /// The file does not exist; the running settings stay.
-    Missing,
-    /// The file exists but cannot be read; the running settings stay.
-    Unreadable(String),
-    /// The file is empty or missing right now; it is looked at again after [`SETTLE`].
-    Settling,
-}
-
-pub(super) enum Command {
-    Reload(oneshot::Sender<ReloadOutcome>),
 }
 
 /// A handle to the watcher actor. The actor stops when the last handle is dropped.

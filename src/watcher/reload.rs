@@ -13,7 +13,7 @@ use toml::Table;
 
 use super::diff;
 use super::fs::{sleep_until, tick, FsWatch, Hangup};
-use super::{Command, ReloadOutcome, POLL_INTERVAL, SETTLE};
+use super::messages::{Command, ReloadOutcome, POLL_INTERVAL, SETTLE};
 use crate::config::{ConfigError, Fixed, Live, LiveSettings, Loaded, Loader, Tree};
 use crate::file_read::{self, FileContent, ReadError};
 use crate::metrics::{self, Metrics};
