@@ -166,7 +166,7 @@ mod tests {
     }
 
     async fn changed(rx: &mut watch::Receiver<u64>) {
-        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed())
             .await
             .expect("no reload within 5 s")
             .unwrap();
@@ -302,6 +302,6 @@ mod tests {
         let snap = live.snapshot();
         assert_eq!(snap.cookies.domain.as_deref(), Some("env.example"));
         assert_eq!(snap.jwt.issuer, "http://127.0.0.1:1");
-        assert_eq!(snap.jwt.ttl, Duration::from_secs(120));
+        assert_eq!(snap.jwt.ttl, std::time::Duration::from_secs(120));
     }
 }
