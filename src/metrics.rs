@@ -142,6 +142,20 @@ impl Histogram {
     }
 }
 
+/// Log lines lost because the log output did not keep up: process-wide, as the log output is
+/// (the log writer counts here; every proxy's metrics show it).
+static LOG_LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// One log line dropped (see `server::log_sink`).
+pub fn log_line_dropped() {
+    LOG_LINES_DROPPED.fetch_add(1, Relaxed);
+}
+
+/// Log lines dropped so far in this process.
+pub fn log_lines_dropped() -> u64 {
+    LOG_LINES_DROPPED.load(Relaxed)
+}
+
 /// Everything the proxy counts. One per proxy (tests run several in one process).
 pub struct Metrics {
     started: SystemTime,
@@ -285,6 +299,13 @@ impl Metrics {
             "Reloads of proxy.toml after start-up (its content changed, or SIGHUP), by outcome.",
             "result",
             ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
+        )?;
+        writeln!(out, "# HELP ory_proxy_log_lines_dropped_total Log lines dropped because the log output (stderr) did not keep up.")?;
+        writeln!(out, "# TYPE ory_proxy_log_lines_dropped_total counter")?;
+        writeln!(
+            out,
+            "ory_proxy_log_lines_dropped_total {}",
+            log_lines_dropped()
         )?;
         Ok(())
     }

@@ -4,6 +4,8 @@
 pub mod access_log;
 pub mod banner;
 pub mod local_routes;
+pub mod log_sink;
+pub mod logging;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
@@ -370,45 +372,13 @@ impl Proxy {
                         _ = graceful => return,
                     };
                     log::warn!("second signal: stopping now, requests in flight are cut");
+                    logging::flush(logging::FLUSH_LIMIT);
                     std::process::exit(code);
                 });
             }
         }
         self.server.await
     }
-}
-
-fn init_logging(debug: bool) {
-    let mut b = env_logger::Builder::new();
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
-        crate::config::log_level_owned_by_env();
-    } else {
-        // The proxy's own level is set (and reloaded) through log::set_max_level; libraries
-        // stay at info so --debug shows the proxy's decisions, not every socket poll.
-        b.filter_level(log::LevelFilter::Trace);
-        for noisy in [
-            "actix_server",
-            "actix_http",
-            "awc",
-            "rustls",
-            "mio",
-            "h2",
-            "notify",
-            "actix_rt",
-        ] {
-            b.filter_module(noisy, log::LevelFilter::Info);
-        }
-    }
-    b.format_timestamp_millis();
-    let _ = b.try_init();
-    // try_init set the max level from the filter; without RUST_LOG the filter is wide open
-    // and the level comes from here (and later from proxy.toml).
-    crate::config::apply_log_level(if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
 }
 
 fn open_browser(url: &str) {
@@ -432,7 +402,9 @@ fn open_browser(url: &str) {
 
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
-    init_logging(cli.debug);
+    logging::init(cli.debug);
+    // Every way out of here writes the last log lines first.
+    let _flush = logging::FlushOnExit;
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
     }
@@ -449,6 +421,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
+                logging::flush(logging::FLUSH_LIMIT);
                 eprintln!("ory-proxy: invalid configuration: {e}");
                 ExitCode::from(1)
             }
@@ -494,17 +467,21 @@ pub fn main_with(cli: Cli) -> ExitCode {
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
-        eprint!("{}", banner::banner(&proxy.settings, &facts));
+        logging::print(
+            &banner::banner(&proxy.settings, &facts),
+            logging::FLUSH_LIMIT,
+        );
         if open {
             open_browser(&proxy.settings.fixed.publish_origin);
         }
         proxy.run().await?;
-        eprintln!("ory-proxy: stopped");
+        logging::print("ory-proxy: stopped\n", logging::FLUSH_LIMIT);
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            logging::flush(logging::FLUSH_LIMIT);
             eprintln!("ory-proxy: {e}");
             ExitCode::from(e.exit_code())
         }
