@@ -337,6 +337,17 @@ fn json_string(line: &mut String, s: &str) {
     line.push('"');
 }
 
+/// One JSON record (with its newline) with string `fields` after the usual ones.
+pub fn json_record(level: Level, target: &str, msg: &str, fields: &[(&str, String)]) -> String {
+    let mut line = String::new();
+    json_header(&mut line, level, target, msg);
+    for (k, v) in fields {
+        json_field(&mut line, k, v);
+    }
+    line.push_str("}\n");
+    line
+}
+
 /// The line written once when the output first lost lines.
 fn drop_warning(n: u64) -> Vec<u8> {
     let mut line = String::new();

@@ -467,10 +467,11 @@ pub fn main_with(cli: Cli) -> ExitCode {
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
-        logging::print(
-            &banner::banner(&proxy.settings, &facts),
-            logging::FLUSH_LIMIT,
-        );
+        let banner = match logging::format() {
+            logging::LogFormat::Text => banner::banner(&proxy.settings, &facts),
+            logging::LogFormat::Json => banner::banner_json(&proxy.settings, &facts),
+        };
+        logging::print(&banner, logging::FLUSH_LIMIT);
         if open {
             open_browser(&proxy.settings.fixed.publish_origin);
         }
