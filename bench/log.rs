@@ -47,7 +47,7 @@ fn access(ms: f64) -> Access<'static> {
         method: "GET",
         path: "/api/items",
         status: 200,
-        duration_ms: ms,
+        duration: Duration::from_secs_f64(ms / 1000.0),
         upstream: "app",
         auth: "jwt",
     }

@@ -48,7 +48,7 @@ impl Line {
                 method: self.method.as_str(),
                 path: &self.path,
                 status,
-                duration_ms: self.start.elapsed().as_secs_f64() * 1000.0,
+                duration: self.start.elapsed(),
                 upstream: tag.upstream,
                 auth: tag.auth,
             },

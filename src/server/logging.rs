@@ -175,7 +175,7 @@ pub struct Access<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
-    pub duration_ms: f64,
+    pub duration: Duration,
     pub upstream: &'a str,
     pub auth: &'a str,
 }
@@ -186,22 +186,17 @@ pub fn access(target: &str, a: &Access<'_>) {
         match format() {
             LogFormat::Text => {
                 text_header(line, Level::Info, target);
-                let _ = write!(
-                    line,
-                    "{} {} {} {:.3}ms upstream={} auth={}",
-                    a.method, a.path, a.status, a.duration_ms, a.upstream, a.auth
-                );
+                let _ = write!(line, "{} {} {} ", a.method, a.path, a.status);
+                millis(line, a.duration);
+                let _ = write!(line, "ms upstream={} auth={}", a.upstream, a.auth);
             }
             LogFormat::Json => {
                 let _ = write!(scratch, "{} {} {}", a.method, a.path, a.status);
                 json_header(line, Level::Info, target, scratch);
                 json_field(line, "method", a.method);
                 json_field(line, "path", a.path);
-                let _ = write!(
-                    line,
-                    ",\"status\":{},\"duration_ms\":{:.3}",
-                    a.status, a.duration_ms
-                );
+                let _ = write!(line, ",\"status\":{},\"duration_ms\":", a.status);
+                millis(line, a.duration);
                 json_field(line, "upstream", a.upstream);
                 json_field(line, "auth", a.auth);
                 line.push('}');
@@ -209,6 +204,13 @@ pub fn access(target: &str, a: &Access<'_>) {
         }
         line.push('\n');
     });
+}
+
+/// `12.345`: milliseconds with three decimals, in integer arithmetic (float formatting with
+/// a precision costs about a tenth of the whole line).
+fn millis(line: &mut String, d: Duration) {
+    let micros = d.as_micros();
+    let _ = write!(line, "{}.{:03}", micros / 1000, micros % 1000);
 }
 
 /// Formats one record with its message written by `msg`, and hands it to the sink.
@@ -273,9 +275,41 @@ fn send(line: &[u8]) {
     }
 }
 
+/// Appends the current time as `2026-01-02T03:04:05.678Z` (RFC 3339, UTC, milliseconds, as
+/// env_logger writes it). The part up to the second is formatted once per second per thread.
+fn timestamp(line: &mut String) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, ms) = (since.as_secs(), since.subsec_millis());
+    let cached = SECOND.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return false;
+        };
+        if c.0 != secs {
+            let whole = humantime::format_rfc3339_seconds(now).to_string();
+            // `…:05Z` → `…:05.`
+            c.1 = whole.trim_end_matches('Z').to_string() + ".";
+            c.0 = secs;
+        }
+        line.push_str(&c.1);
+        true
+    });
+    if cached.unwrap_or(false) {
+        let _ = write!(line, "{ms:03}Z");
+    } else {
+        let _ = write!(line, "{}", humantime::format_rfc3339_millis(now));
+    }
+}
+
 /// `[2026-01-02T03:04:05.678Z INFO  target] `, as env_logger's default format writes it.
 fn text_header(line: &mut String, level: Level, target: &str) {
-    let time = humantime::format_rfc3339_millis(SystemTime::now());
+    let mut time = String::with_capacity(24);
+    timestamp(&mut time);
     if COLOR.load(Relaxed) {
         let color = match level {
             Level::Error => "31",
@@ -305,8 +339,9 @@ fn indent_continuations(line: &mut String, start: usize) {
 
 /// `{"time":…,"level":…,"target":…,"msg":…` (the caller adds further fields and the `}`).
 fn json_header(line: &mut String, level: Level, target: &str, msg: &str) {
-    let time = humantime::format_rfc3339_millis(SystemTime::now());
-    let _ = write!(line, "{{\"time\":\"{time}\",\"level\":\"{level}\"");
+    line.push_str("{\"time\":\"");
+    timestamp(line);
+    let _ = write!(line, "\",\"level\":\"{level}\"");
     json_field(line, "target", target);
     json_field(line, "msg", msg);
 }
@@ -399,6 +434,30 @@ mod tests {
         assert_eq!(v["msg"], "multi\nline \"quoted\"");
         assert_eq!(v["path"], "/a\"b");
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_millis_and_match_humantime() {
+        let before = SystemTime::now();
+        let mut s = String::new();
+        timestamp(&mut s);
+        timestamp(&mut s);
+        let (a, b) = s.split_at(s.len() / 2);
+        for t in [a, b] {
+            assert_eq!(t.len(), "2026-01-02T03:04:05.678Z".len(), "{t}");
+            let parsed = humantime::parse_rfc3339(t).unwrap();
+            let lag = parsed.duration_since(before - Duration::from_millis(1));
+            assert!(lag.is_ok_and(|d| d < Duration::from_secs(5)), "{t}");
+        }
+    }
+
+    #[test]
+    fn durations_have_three_decimals() {
+        let mut s = String::new();
+        millis(&mut s, Duration::from_micros(12_345));
+        s.push(' ');
+        millis(&mut s, Duration::from_micros(7));
+        assert_eq!(s, "12.345 0.007");
     }
 
     #[test]
