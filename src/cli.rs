@@ -13,7 +13,7 @@ use clap::Parser;
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "ory-proxy",
-    version,
+    version = crate::version::LONG,
     about = "Identity-aware reverse proxy: your app and Ory on one domain, sessions as ES256 JWTs",
     long_about = "Identity-aware reverse proxy, a drop-in for `ory proxy`.\n\n\
         Everything goes to APPLICATION_URL except /.ory/*, which goes to Ory with cookies, \
@@ -105,6 +105,14 @@ pub struct Cli {
     /// Ignored with a warning: ory-proxy does not look projects up; --project takes the slug
     #[arg(long, value_name = "WORKSPACE", help_heading = COMPAT)]
     pub workspace: Option<String>,
+
+    /// Print the completion script for SHELL and exit (hidden: for packagers, see the README)
+    #[arg(long, value_name = "SHELL", hide = true, exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit (hidden: for packagers, see the README)
+    #[arg(long, hide = true, exclusive = true)]
+    pub man: bool,
 }
 
 /// Flags of the Go `ory proxy` that only concern its Ory Network sign-in, accepted so that a

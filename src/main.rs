@@ -7,7 +7,10 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     match ory_proxy::cli::Cli::try_parse() {
-        Ok(cli) => ory_proxy::server::main_with(cli),
+        Ok(cli) => match ory_proxy::completions::run(&cli) {
+            Some(code) => code,
+            None => ory_proxy::server::main_with(cli),
+        },
         Err(e) if !e.use_stderr() => {
             // Help and version go to stdout with exit 0, as clap prints them.
             let _ = e.print();

@@ -167,6 +167,10 @@ pub struct Metrics {
     whoami: [AtomicU64; 4],
     minted: AtomicU64,
     reloads: [AtomicU64; 3],
+    /// Bytes of Ory answers held for rewriting now: a gauge, kept by the rewrite budget.
+    rewrite_buffer: AtomicU64,
+    /// Textual Ory answers passed on unrewritten because the rewrite budget was spent.
+    rewrite_skipped: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -179,6 +183,8 @@ impl Default for Metrics {
             whoami: Default::default(),
             minted: AtomicU64::new(0),
             reloads: Default::default(),
+            rewrite_buffer: AtomicU64::new(0),
+            rewrite_skipped: AtomicU64::new(0),
         }
     }
 }
@@ -207,6 +213,15 @@ impl Metrics {
         self.reloads[outcome as usize].fetch_add(1, Relaxed);
     }
 
+    /// The bytes held for rewriting: the rewrite budget counts in it directly.
+    pub fn rewrite_buffer(&self) -> &AtomicU64 {
+        &self.rewrite_buffer
+    }
+
+    pub fn rewrite_skipped(&self) {
+        self.rewrite_skipped.fetch_add(1, Relaxed);
+    }
+
     /// The Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -216,12 +231,18 @@ impl Metrics {
     }
 
     fn render_into(&self, out: &mut String) -> std::fmt::Result {
-        writeln!(out, "# HELP ory_proxy_build_info The running version.")?;
-        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
         writeln!(
             out,
-            "ory_proxy_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "# HELP ory_proxy_build_info The running version, its commit and build date."
+        )?;
+        writeln!(out, "# TYPE ory_proxy_build_info gauge")?;
+        // The three parts of `--version`: label values need no escaping (digits, dots, hex).
+        writeln!(
+            out,
+            "ory_proxy_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
+            crate::version::VERSION,
+            crate::version::COMMIT,
+            crate::version::BUILD_DATE
         )?;
         let started = self
             .started
@@ -306,6 +327,20 @@ impl Metrics {
             out,
             "ory_proxy_log_lines_dropped_total {}",
             log_lines_dropped()
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_buffer_bytes Bytes of Ory answers held in memory for rewriting now, at most [limits].rewrite_budget.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_buffer_bytes gauge")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_buffer_bytes {}",
+            load(&self.rewrite_buffer)
+        )?;
+        writeln!(out, "# HELP ory_proxy_rewrite_skipped_total Textual Ory answers passed on unrewritten because the rewrite budget was spent.")?;
+        writeln!(out, "# TYPE ory_proxy_rewrite_skipped_total counter")?;
+        writeln!(
+            out,
+            "ory_proxy_rewrite_skipped_total {}",
+            load(&self.rewrite_skipped)
         )?;
         Ok(())
     }
@@ -453,7 +488,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 8, "{described:?}");
+        assert_eq!(described.len(), 11, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }

@@ -11,7 +11,10 @@
 //! - warns about changed keys that need a restart and does not apply them;
 //! - warns about file edits of keys pinned by a flag or env var;
 //! - on an invalid file logs one error (file, line, key) and keeps the running settings;
-//! - on a deleted file warns once and keeps the running settings.
+//! - on a deleted file warns once and keeps the running settings;
+//! - reads regular files only, off the runtime and bounded in size (see
+//!   [`crate::file_read`]): a FIFO put at the path is an error, not a hang. A config given as
+//!   a pipe (`-c <(cat proxy.toml)`) was read once at start and is not watched.
 //!
 //! Why the directory and not the file: editors and Kubernetes replace the file (rename over
 //! it, swap a `..data` symlink), and a watch on the old inode goes quiet after the first save.
@@ -34,6 +37,7 @@ use crate::config::settings::{self, JwtLive, SessionLive};
 use crate::config::{
     ConfigError, CorsPolicy, Fixed, Live, LiveSettings, Loader, Origin, WatchMode,
 };
+use crate::file_read::{self, Accept, FileContent, ReadError};
 use crate::metrics::{self, Metrics};
 
 /// Quiet time before a burst of filesystem events becomes one reload. Editors write in a few
@@ -114,7 +118,18 @@ impl WatcherHandle {
         };
         // Capacity 1 is enough: a queued event already means "read the file again".
         let (fs_tx, fs_rx) = mpsc::channel(1);
-        let fs = start_fs_watch(fixed.watch, &dir, &file_name, fs_tx.clone());
+        // A pipe (`-c <(cat proxy.toml)`) was read once at start and has nothing more to give.
+        // (A file missing right now is watched as usual: it may come back.)
+        let one_shot = std::fs::metadata(&path).is_ok_and(|m| !m.is_file());
+        let fs = if one_shot {
+            log::info!(
+                "{} is not a regular file (a pipe?): read once at start and not watched; restart to change the settings",
+                path.display()
+            );
+            FsWatch::None
+        } else {
+            start_fs_watch(fixed.watch, &dir, &file_name, fs_tx.clone())
+        };
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (version_tx, version_rx) = watch::channel(0);
         let mut actor = Actor {
@@ -122,6 +137,7 @@ impl WatcherHandle {
             path,
             live,
             running_fixed: fixed,
+            one_shot,
             last_text: None,
             last_hash: None,
             last_fixed: None,
@@ -137,8 +153,12 @@ impl WatcherHandle {
         // The baseline read happens here, synchronously: in the task it could come after an
         // early edit and pass that edit off as the start state (and with `watch = "off"`
         // apply an edit nobody asked to reload). The watch is already on, so an edit made
-        // since start-up's read is either in this read or in an event.
-        actor.reload(Trigger::Start);
+        // since start-up's read is either in this read or in an event. It cannot block: a
+        // FIFO is refused at open (see `file_read`). Not for a pipe, which start-up emptied.
+        if !one_shot {
+            let read = file_read::read(&actor.path, file_read::MAX_FILE_BYTES, Accept::Regular);
+            actor.apply(read, Trigger::Start);
+        }
         // Also before returning: until the handler is installed, SIGHUP terminates the process.
         let hangup = Hangup::new();
         tokio::spawn(actor.run(cmd_rx, fs_rx, hangup));
@@ -306,6 +326,8 @@ struct Actor {
     live: LiveSettings,
     /// The fixed settings the server runs with; a reload never changes them.
     running_fixed: Arc<Fixed>,
+    /// The config path is a pipe, read once at start: nothing to read again.
+    one_shot: bool,
     /// The text of the last file that loaded, for telling which pinned keys an edit touched.
     last_text: Option<String>,
     /// Hash of the last text read, valid or not, so a repeated event for the same bad content
@@ -344,46 +366,60 @@ impl Actor {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Reload(reply)) => {
-                        let outcome = self.reload(Trigger::Manual);
+                        let outcome = self.reload(Trigger::Manual).await;
                         let _ = reply.send(outcome);
                     }
                     // Every handle is gone: the proxy is shutting down.
                     None => break,
                 },
                 Some(()) = fs_events.recv() => {
-                    self.reload(Trigger::FileEvent);
+                    self.reload(Trigger::FileEvent).await;
                 }
                 () = hangup.recv() => {
                     log::info!("SIGHUP: reloading {}", self.path.display());
-                    self.reload(Trigger::Manual);
+                    self.reload(Trigger::Manual).await;
                 }
                 () = sleep_until(settle_at) => {
-                    self.reload(Trigger::Settled);
+                    self.reload(Trigger::Settled).await;
                 }
                 () = tick(&mut poll) => {
-                    self.reload(Trigger::Poll);
+                    self.reload(Trigger::Poll).await;
                 }
             }
         }
     }
 
-    fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
+    /// Reads the file off the runtime (a read must never hold up signals or requests), then
+    /// applies it.
+    async fn reload(&mut self, trigger: Trigger) -> ReloadOutcome {
+        if self.one_shot {
+            log::info!(
+                "{} was read once at start (not a regular file); restart to change the settings",
+                self.path.display()
+            );
+            return ReloadOutcome::Unchanged;
+        }
+        let read = file_read::read_off_runtime(self.path.clone(), file_read::MAX_FILE_BYTES).await;
+        self.apply(read, trigger)
+    }
+
+    fn apply(&mut self, read: Result<FileContent, ReadError>, trigger: Trigger) -> ReloadOutcome {
         let path = self.path.display().to_string();
-        // A blocking read on the actor's thread: the file is small and this is rare.
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.missing(trigger),
-            Err(e) => {
-                let e = e.to_string();
-                // Once per distinct error: polling would repeat it twice a second.
-                if self.unreadable.as_deref() != Some(e.as_str()) {
-                    log::error!("cannot read {path}: {e}; keeping the running settings");
-                    self.count(trigger, metrics::ReloadOutcome::Rejected);
-                    self.unreadable = Some(e.clone());
+        let text =
+            match read.and_then(|c| String::from_utf8(c.bytes).map_err(|_| ReadError::NotText)) {
+                Ok(t) => t,
+                Err(e) if e.is_not_found() => return self.missing(trigger),
+                Err(e) => {
+                    let e = e.to_string();
+                    // Once per distinct error: polling would repeat it twice a second.
+                    if self.unreadable.as_deref() != Some(e.as_str()) {
+                        log::error!("cannot read {path}: {e}; keeping the running settings");
+                        self.count(trigger, metrics::ReloadOutcome::Rejected);
+                        self.unreadable = Some(e.clone());
+                    }
+                    return ReloadOutcome::Unreadable(e);
                 }
-                return ReloadOutcome::Unreadable(e);
-            }
-        };
+            };
         self.unreadable = None;
         let was_missing = std::mem::take(&mut self.missing);
         if text.trim().is_empty()
@@ -599,6 +635,8 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
         metrics_listen,
         connect_timeout,
         response_timeout,
+        body_idle_timeout,
+        rewrite_budget,
         // From the environment only, which a reload does not read again.
         api_key: _,
     } = a;
@@ -640,6 +678,11 @@ fn fixed_changes(a: &Fixed, b: &Fixed) -> Vec<&'static str> {
         *response_timeout != b.response_timeout,
         "upstream.response_timeout",
     );
+    check(
+        *body_idle_timeout != b.body_idle_timeout,
+        "limits.body_idle_timeout",
+    );
+    check(*rewrite_budget != b.rewrite_budget, "limits.rewrite_budget");
     out
 }
 

@@ -812,8 +812,8 @@ async fn answers_are_gzipped_when_asked() {
     let body: Value = serde_json::from_str(&gunzip(&res.body().await.unwrap())).unwrap();
     assert_eq!(body, unauthorized_body());
 
-    // Not asked, or refused with q=0: plain.
-    for accept in [None, Some("gzip;q=0"), Some("identity")] {
+    // Not asked, or refused with q=0 (the parameter name in any case): plain.
+    for accept in [None, Some("gzip;q=0"), Some("gzip;Q=0"), Some("identity")] {
         let mut req = client()
             .get(&url)
             .insert_header(("Cookie", session.cookie.as_str()));
@@ -1162,4 +1162,46 @@ async fn works_under_a_tokio_runtime() {
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(answer.contains("tokio@example.org"));
     drop(ory);
+}
+
+#[actix_web::test]
+async fn a_long_run_keeps_a_bounded_record_and_one_logout_token_per_session() {
+    use ory_proxy::emulator::REQUEST_LOG_WINDOW;
+    let ory = start();
+    let http = client();
+    let session = ory.create_session("long@example.org");
+    let logout_browser = format!("{}/self-service/logout/browser", ory.url());
+    let mut token = None;
+    // What a demo's signed-in page does on every view: whoami and a logout URL.
+    let views = REQUEST_LOG_WINDOW;
+    for i in 0..views {
+        let res = http
+            .get(format!("{}/sessions/whoami?view={i}", ory.url()))
+            .insert_header(("Cookie", session.cookie.as_str()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut res = get_with_cookie(&http, &logout_browser, &session.cookie).await;
+        let flow: Value = res.json().await.unwrap();
+        let t = flow["logout_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            token.get_or_insert(t.clone()),
+            &t,
+            "a new logout token per view"
+        );
+    }
+    let requests = ory.requests();
+    assert_eq!(
+        requests.len(),
+        REQUEST_LOG_WINDOW,
+        "the record is a bounded window"
+    );
+    let last = &requests[REQUEST_LOG_WINDOW - 1];
+    assert_eq!(last.path_and_query, "/self-service/logout/browser");
+    let before_last = &requests[REQUEST_LOG_WINDOW - 2];
+    assert_eq!(
+        before_last.path_and_query,
+        format!("/sessions/whoami?view={}", views - 1)
+    );
 }

@@ -8,8 +8,8 @@ use futures_util::{SinkExt as _, StreamExt as _};
 
 use common::app::{pattern, sha256_hex, UploadReport, CHUNK};
 use common::{
-    client, get_echo, header_all, header_one, raw_exchange, raw_upstream, read_at_least, read_body,
-    respond_path, FakeApp, Proxy, HTTP_DEADLINE,
+    client, get_echo, header_all, header_one, raw_exchange, raw_get, raw_upstream, read_at_least,
+    read_body, respond_path, FakeApp, Proxy, HTTP_DEADLINE,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -431,6 +431,99 @@ fn websocket_handshake_answer_is_a_clean_101() {
     assert!(head.contains("connection: upgrade\r\n"), "{head}");
     assert!(!head.contains("close"), "{head}");
     assert!(!head.contains("\r\ncontent-type:"), "{head}");
+}
+
+/// The request headers of a WebSocket handshake (RFC 6455 §1.3's example key).
+const WS_UPGRADE: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+];
+
+/// A fake upstream that answers each connection with `answer` and then keeps the connection
+/// open (for 30 s): the answer must be framed by its own head, not by the connection's end.
+fn holding_upstream(answer: Vec<u8>) -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(&answer);
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_declined_websocket_upgrade_keeps_its_answer() {
+    // An app that answers the upgrade with an ordinary page: 200 and 407 bytes of JSON.
+    let json = format!("{{\"error\":\"{}\"}}", "x".repeat(395));
+    assert_eq!(json.len(), 407);
+    let up = holding_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-App: yes\r\nContent-Length: 407\r\n\r\n{json}"
+        )
+        .into_bytes(),
+    );
+    let proxy = Proxy::to(&format!("http://{up}")).start();
+    let r = raw_get(proxy.addr(), "/ws", &WS_UPGRADE);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    assert_eq!(r.header("content-length"), Some("407"), "{r:?}");
+    assert_eq!(r.header("x-app"), Some("yes"), "{r:?}");
+    assert_eq!(r.body, json.as_bytes());
+
+    // A refusal with a body and the header that says why.
+    let body = "{\"error\":\"sign in first\"}";
+    let up = holding_upstream(
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"hmr\"\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    );
+    let proxy = Proxy::to(&format!("http://{up}")).start();
+    let r = raw_get(proxy.addr(), "/ws", &WS_UPGRADE);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"hmr\""));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body, body.as_bytes());
+
+    // A chunked refusal.
+    let up = holding_upstream(
+        b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nnope \r\n9\r\nnot here.\r\n0\r\n\r\n"
+            .to_vec(),
+    );
+    let proxy = Proxy::to(&format!("http://{up}")).start();
+    // Without a length, the body ends with the connection (no chunked framing is possible on
+    // an upgrade request's connection), so read to the end.
+    let mut req = String::from("GET /ws HTTP/1.1\r\nHost: localhost\r\n");
+    for (n, v) in WS_UPGRADE {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let r = raw_exchange(proxy.addr(), req.as_bytes()).expect("an answer");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("transfer-encoding"), None, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    assert_eq!(r.body, b"nope not here.");
+
+    // A bodiless refusal stays bodiless.
+    let up = holding_upstream(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec());
+    let proxy = Proxy::to(&format!("http://{up}")).start();
+    let r = raw_get(proxy.addr(), "/ws", &WS_UPGRADE);
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(r.body.is_empty());
 }
 
 #[actix_web::test]

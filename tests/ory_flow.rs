@@ -193,8 +193,9 @@ async fn ory_bodies_come_back_in_an_encoding_the_client_accepts() {
         .unwrap()
         .to_string();
 
-    // No Accept-Encoding, then an explicit identity-only one: plain HTML either way.
-    for accept in [None, Some("identity")] {
+    // No Accept-Encoding, an explicit identity-only one, or gzip and deflate refused with a
+    // capital `Q` (parameter names are case-insensitive): plain HTML each time.
+    for accept in [None, Some("identity"), Some("gzip;Q=0, deflate; Q=0.0")] {
         let mut req = client()
             .get(proxy.url(&path))
             .insert_header(("Accept", "text/html"));

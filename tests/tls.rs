@@ -1,5 +1,6 @@
 //! An https Ory upstream (self-hosted Kratos behind a private CA): the proxy trusts the CA named
-//! by `SSL_CERT_FILE`, and without it refuses the upstream with a 502.
+//! by `SSL_CERT_FILE` or found in a system certificate directory (`SSL_CERT_DIR`, where
+//! `update-ca-certificates` puts it), and without it refuses the upstream with a 502.
 
 mod common;
 
@@ -114,4 +115,42 @@ async fn https_ory_behind_an_unknown_ca_is_a_502() {
         ory.requests().is_empty(),
         "a request got through an untrusted TLS handshake"
     );
+}
+
+/// The CA only in a throwaway certificate directory standing in for the system's (as
+/// `update-ca-certificates` leaves it: a `.pem` file, or the hashed name `openssl rehash`
+/// gives), named by `SSL_CERT_DIR` among other directories: Ory is reached.
+#[actix_web::test]
+async fn https_ory_behind_a_ca_in_the_system_certificate_directory_works() {
+    let (ca_pem, server) = test_pki();
+    let ory = tls_emulator(server);
+    for name in ["company-ca.pem", "5ed36f99.0"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), &ca_pem).unwrap();
+        let dirs = format!("/nonexistent-ca-dir:{}", dir.path().display());
+        let proxy = Proxy::to("http://127.0.0.1:1")
+            .ory(ory.url())
+            .env("SSL_CERT_DIR", &dirs)
+            .start();
+        let res = get(&proxy.url("/.ory/health/alive")).await;
+        assert_eq!(res.status, 200, "{name}: {}", res.text());
+        assert_eq!(res.json()["status"], "ok");
+    }
+}
+
+/// A certificate directory holding another CA only: still refused.
+#[actix_web::test]
+async fn a_certificate_directory_without_the_ca_is_a_502() {
+    let (_ca_pem, server) = test_pki();
+    let (other_ca, _) = test_pki();
+    let ory = tls_emulator(server);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other.pem"), other_ca).unwrap();
+    let proxy = Proxy::to("http://127.0.0.1:1")
+        .ory(ory.url())
+        .env("SSL_CERT_DIR", dir.path().to_str().unwrap())
+        .start();
+    let res = get(&proxy.url("/.ory/health/alive")).await;
+    assert_eq!(res.status, 502, "{}", res.text());
+    assert!(ory.requests().is_empty());
 }

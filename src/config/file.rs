@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub jwt: Option<JwtSection>,
     pub session: Option<SessionSection>,
     pub upstream: Option<UpstreamSection>,
+    pub limits: Option<LimitsSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +78,13 @@ pub struct SessionSection {
 pub struct UpstreamSection {
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub body_idle_timeout: Option<String>,
+    pub rewrite_budget: Option<String>,
 }
 
 /// Parses the file text; errors carry file, line and dotted key.

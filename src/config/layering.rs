@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::error::{ConfigError, Origin};
 use super::file::{self, FileConfig};
 use crate::cli::Cli;
+use crate::file_read;
 
 /// Reads one environment variable; a function so tests can layer without touching the process.
 pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -38,6 +39,7 @@ pub struct Raw {
     pub jwt: RawJwt,
     pub session: RawSession,
     pub upstream: RawUpstream,
+    pub limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +85,22 @@ pub struct RawUpstream {
     pub response_timeout: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RawLimits {
+    pub body_idle_timeout: String,
+    pub rewrite_budget: String,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            body_idle_timeout: "30s".into(),
+            rewrite_budget: "64MiB".into(),
+        }
+    }
+}
+
 impl Default for Raw {
     fn default() -> Self {
         Raw {
@@ -106,6 +124,7 @@ impl Default for Raw {
             jwt: RawJwt::default(),
             session: RawSession::default(),
             upstream: RawUpstream::default(),
+            limits: RawLimits::default(),
         }
     }
 }
@@ -219,12 +238,21 @@ pub fn read_file(path: &Path, required: bool) -> Result<Option<(FileConfig, Stri
             path.display()
         )));
     }
-    match std::fs::read_to_string(path) {
+    // A pipe is taken here, at start-up only: `-c <(cat proxy.toml)`.
+    let read = file_read::read_text(
+        path,
+        file_read::MAX_FILE_BYTES,
+        file_read::Accept::RegularOrPipe,
+    );
+    match read {
         Ok(text) => Ok(Some((file::parse(path, &text)?, text))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
-        Err(source) => Err(ConfigError::Read {
+        Err(e) if e.is_not_found() && !required => Ok(None),
+        Err(e) => Err(ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            source: match e {
+                file_read::ReadError::Io(io) => io,
+                other => std::io::Error::other(other),
+            },
         }),
     }
 }

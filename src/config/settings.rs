@@ -57,6 +57,10 @@ pub struct Fixed {
     pub metrics_listen: Option<SocketAddr>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    /// No byte of a request body for this long while the proxy waits for one: 408.
+    pub body_idle_timeout: Duration,
+    /// Bytes of Ory answers held for rewriting at once, across all requests.
+    pub rewrite_budget: u64,
     pub api_key: Option<String>,
 }
 
@@ -154,6 +158,32 @@ impl V<'_> {
             ));
         }
         Ok(url)
+    }
+
+    /// A size in bytes: a number, or one with a binary unit (`"512KiB"`, `"64MiB"`, `"1GiB"`).
+    fn size(&self, key: &str, raw: &str) -> Result<u64, ConfigError> {
+        let t = raw.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(digits);
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        n.parse::<u64>()
+            .ok()
+            .filter(|_| scale != 0)
+            .and_then(|n| n.checked_mul(scale))
+            .ok_or_else(|| {
+                self.err(
+                    key,
+                    format!(
+                        "{raw:?} is not a size like \"64MiB\", \"512KiB\" or a number of bytes"
+                    ),
+                )
+            })
     }
 
     /// A duration of at most [`MAX_DURATION`]: larger ones are typos, and unbounded values
@@ -300,6 +330,14 @@ pub fn validate(l: &Layered, bound_port: Option<u16>) -> Result<Settings, Config
         metrics_listen,
         connect_timeout: v.duration("upstream.connect_timeout", &r.upstream.connect_timeout)?,
         response_timeout: v.duration("upstream.response_timeout", &r.upstream.response_timeout)?,
+        body_idle_timeout: {
+            let d = v.duration("limits.body_idle_timeout", &r.limits.body_idle_timeout)?;
+            if d < Duration::from_secs(1) {
+                return Err(v.err("limits.body_idle_timeout", "must be at least 1s"));
+            }
+            d
+        },
+        rewrite_budget: v.size("limits.rewrite_budget", &r.limits.rewrite_budget)?,
         api_key: l.api_key.clone(),
     };
     let live = validate_live(&v, &fixed)?;
@@ -473,6 +511,41 @@ mod tests {
         assert!(s.live.session.is_session_cookie("ory_session_abc"));
         assert!(s.live.session.is_session_cookie("ory_kratos_session"));
         assert!(!s.live.session.is_session_cookie("csrf_token_x"));
+    }
+
+    fn with_file(text: &str) -> Result<Settings, ConfigError> {
+        let cli = Cli::parse_from(["ory-proxy", "--sdk-url", "http://k", "http://app"]);
+        let path = std::path::PathBuf::from("proxy.toml");
+        let file = crate::config::file::parse(&path, text)?;
+        validate(
+            &layer(&cli, &|_| None, Some((path, file, text.into())))?,
+            None,
+        )
+    }
+
+    #[test]
+    fn limits_take_durations_and_binary_sizes() {
+        let s = with_file("").unwrap();
+        assert_eq!(s.fixed.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(s.fixed.rewrite_budget, 64 << 20);
+        let s = with_file("[limits]\nbody_idle_timeout = \"1s\"\nrewrite_budget = \"512KiB\"\n")
+            .unwrap();
+        assert_eq!(s.fixed.body_idle_timeout, Duration::from_secs(1));
+        assert_eq!(s.fixed.rewrite_budget, 512 << 10);
+        for (ok, budget) in [
+            (true, "0"),
+            (true, "1000"),
+            (true, "2GiB"),
+            (false, "64MB"),
+            (false, "-1"),
+            (false, "MiB"),
+            (false, "99999999999GiB"),
+        ] {
+            let r = with_file(&format!("[limits]\nrewrite_budget = {budget:?}\n"));
+            assert_eq!(r.is_ok(), ok, "{budget}: {r:?}");
+        }
+        let e = with_file("[limits]\nbody_idle_timeout = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("limits.body_idle_timeout"), "{e}");
     }
 
     #[test]

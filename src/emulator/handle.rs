@@ -98,7 +98,8 @@ impl Emulator {
         self.ctx.store.whoami_calls()
     }
 
-    /// Every request received so far, in arrival order.
+    /// The requests received, in arrival order: the latest
+    /// [`REQUEST_LOG_WINDOW`](super::REQUEST_LOG_WINDOW) of them.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.ctx.store.requests()
     }
@@ -108,8 +109,8 @@ impl Emulator {
         self.ctx.store.clear_requests();
     }
 
-    /// Turns request recording on (the default) or off; benchmarks turn it off so that memory
-    /// does not grow with every request.
+    /// Turns request recording on (the default) or off. The log is a bounded window either
+    /// way; benchmarks turn it off to spare the copying.
     pub fn set_recording(&self, on: bool) {
         self.ctx.store.set_recording(on);
     }

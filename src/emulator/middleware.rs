@@ -53,12 +53,7 @@ fn accepts_gzip(req: &ServiceRequest) -> bool {
         .any(|item| {
             let mut parts = item.split(';');
             let coding = parts.next().unwrap_or("").trim();
-            let zero_q = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
+            let zero_q = crate::proxy::weight::is_zero(parts);
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero_q
         })
 }

@@ -35,6 +35,7 @@ mod whoami;
 
 pub use config::EmulatorConfig;
 pub use handle::{Emulator, RecordedRequest, TestSession};
+pub use state::REQUEST_LOG_WINDOW;
 
 /// Email of the identity every emulator starts with.
 pub const DEMO_EMAIL: &str = "demo@example.org";

@@ -14,6 +14,18 @@ use super::RecordedRequest;
 /// How long a login or registration flow may be submitted (Kratos' default is one hour).
 pub(crate) const FLOW_LIFESPAN: Duration = Duration::from_secs(60 * 60);
 
+/// The request log keeps the latest this many requests: enough for any test to look back
+/// over what it did, bounded for a demo left running under traffic.
+pub const REQUEST_LOG_WINDOW: usize = 1000;
+
+/// At most this many flows are kept: past it, expired ones go, then the oldest. A flow is
+/// made per visit of a login or registration page, so an open demo would otherwise keep one
+/// per page view for an hour.
+pub(crate) const MAX_FLOWS: usize = 10_000;
+
+/// At most this many sessions are kept: past it, revoked and expired ones go, then the oldest.
+pub(crate) const MAX_SESSIONS: usize = 100_000;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub id: String,
@@ -42,6 +54,9 @@ pub(crate) struct Session {
     /// False once revoked (logout, [`Store::expire_session`]).
     pub revoked: bool,
     pub device: Device,
+    /// The session's logout token, made at the first request for a logout URL (one per
+    /// session, as in Kratos: a page view must not add a token).
+    pub logout_token: Option<String>,
 }
 
 impl Session {
@@ -144,7 +159,7 @@ pub(crate) enum CreateIdentityError {
 
 pub(crate) struct Store {
     tables: Mutex<Tables>,
-    requests: Mutex<Vec<RecordedRequest>>,
+    requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     recording: AtomicBool,
     whoami_calls: AtomicU64,
     whoami_delay_nanos: AtomicU64,
@@ -185,12 +200,16 @@ impl Store {
 
     pub fn record(&self, request: RecordedRequest) {
         if self.recording.load(Ordering::Relaxed) {
-            lock(&self.requests).push(request);
+            let mut log = lock(&self.requests);
+            if log.len() == REQUEST_LOG_WINDOW {
+                log.pop_front();
+            }
+            log.push_back(request);
         }
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.requests).clone()
+        lock(&self.requests).iter().cloned().collect()
     }
 
     pub fn clear_requests(&self) {
@@ -296,10 +315,13 @@ impl Store {
             expires_at: now + lifespan,
             revoked: false,
             device,
+            logout_token: None,
         };
-        lock(&self.tables)
-            .sessions
-            .insert(session.token.clone(), session.clone());
+        let mut t = lock(&self.tables);
+        if t.sessions.len() >= MAX_SESSIONS {
+            t.prune_sessions(now);
+        }
+        t.sessions.insert(session.token.clone(), session.clone());
         session
     }
 
@@ -335,10 +357,21 @@ impl Store {
 
     // ---- logout tokens ----
 
+    /// The session's logout token, made at the first call.
     pub fn create_logout_token(&self, session_token: &str) -> String {
+        let mut t = lock(&self.tables);
+        if let Some(token) = t
+            .sessions
+            .get(session_token)
+            .and_then(|s| s.logout_token.clone())
+        {
+            return token;
+        }
         let token = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.tables)
-            .logout_tokens
+        if let Some(s) = t.sessions.get_mut(session_token) {
+            s.logout_token = Some(token.clone());
+        }
+        t.logout_tokens
             .insert(token.clone(), session_token.to_owned());
         token
     }
@@ -358,7 +391,11 @@ impl Store {
     // ---- flows ----
 
     pub fn insert_flow(&self, flow: Flow) {
-        lock(&self.tables).flows.insert(flow.id.clone(), flow);
+        let mut t = lock(&self.tables);
+        if t.flows.len() >= MAX_FLOWS && !t.flows.contains_key(&flow.id) {
+            t.prune_flows(SystemTime::now());
+        }
+        t.flows.insert(flow.id.clone(), flow);
     }
 
     pub fn flow(&self, id: &str, kind: FlowKind) -> Option<Flow> {
@@ -380,6 +417,113 @@ impl Store {
     }
 }
 
+impl Tables {
+    /// Makes room below [`MAX_FLOWS`]: expired flows first, then the oldest, down to 3/4 of it
+    /// so that the next pruning is many inserts away.
+    fn prune_flows(&mut self, now: SystemTime) {
+        self.flows.retain(|_, f| !f.is_expired(now));
+        let keep = MAX_FLOWS * 3 / 4;
+        if self.flows.len() > keep {
+            let mut by_age: Vec<(SystemTime, String)> = self
+                .flows
+                .values()
+                .map(|f| (f.issued_at, f.id.clone()))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.into_iter().take(self.flows.len() - keep) {
+                self.flows.remove(&id);
+            }
+        }
+    }
+
+    /// Makes room below [`MAX_SESSIONS`]: revoked and expired sessions first, then the oldest,
+    /// with their logout tokens.
+    fn prune_sessions(&mut self, now: SystemTime) {
+        self.sessions.retain(|_, s| s.is_active(now));
+        let keep = MAX_SESSIONS * 3 / 4;
+        if self.sessions.len() > keep {
+            let mut by_age: Vec<(SystemTime, String)> = self
+                .sessions
+                .values()
+                .map(|s| (s.issued_at, s.token.clone()))
+                .collect();
+            by_age.sort();
+            for (_, token) in by_age.into_iter().take(self.sessions.len() - keep) {
+                self.sessions.remove(&token);
+            }
+        }
+        let sessions = &self.sessions;
+        self.logout_tokens.retain(|_, s| sessions.contains_key(s));
+    }
+}
+
 fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        Device {
+            id: new_id(),
+            ip_address: "127.0.0.1".into(),
+            user_agent: "test".into(),
+        }
+    }
+
+    #[test]
+    fn the_request_log_keeps_the_latest_window() {
+        let store = Store::new(Duration::ZERO);
+        for i in 0..REQUEST_LOG_WINDOW + 500 {
+            store.record(RecordedRequest {
+                method: "GET".into(),
+                path_and_query: format!("/{i}"),
+                headers: Vec::new(),
+            });
+        }
+        let log = store.requests();
+        assert_eq!(log.len(), REQUEST_LOG_WINDOW);
+        assert_eq!(log[0].path_and_query, "/500");
+        assert_eq!(
+            log.last().unwrap().path_and_query,
+            format!("/{}", REQUEST_LOG_WINDOW + 499)
+        );
+    }
+
+    #[test]
+    fn flows_are_bounded_and_the_newest_kept() {
+        let store = Store::new(Duration::ZERO);
+        let mut last = String::new();
+        for _ in 0..MAX_FLOWS * 2 {
+            let flow = Flow::new(FlowKind::Login, new_id(), None, "http://x/".into());
+            last = flow.id.clone();
+            store.insert_flow(flow);
+        }
+        assert!(lock(&store.tables).flows.len() <= MAX_FLOWS);
+        assert!(store.flow(&last, FlowKind::Login).is_some());
+    }
+
+    #[test]
+    fn sessions_are_bounded_inactive_ones_first() {
+        let store = Store::new(Duration::ZERO);
+        let id = store.ensure_identity("a@example.org").id;
+        let keep = store.create_session(&id, Duration::from_secs(3600), device());
+        // One page view after another asks for a logout URL: one token per session.
+        let token = store.create_logout_token(&keep.token);
+        assert_eq!(store.create_logout_token(&keep.token), token);
+        for _ in 0..MAX_SESSIONS {
+            let s = store.create_session(&id, Duration::from_secs(3600), device());
+            store.create_logout_token(&s.token);
+            store.revoke_session(&s.token);
+        }
+        let t = lock(&store.tables);
+        assert!(t.sessions.len() <= MAX_SESSIONS);
+        assert!(t.logout_tokens.len() <= t.sessions.len());
+        drop(t);
+        // The active session outlived the revoked ones, and its logout token works.
+        assert!(store.active_session(&keep.token).is_some());
+        assert!(store.logout(&token));
+    }
 }

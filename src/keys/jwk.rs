@@ -1,5 +1,8 @@
 //! P-256 key material and its JWK form: generation, the RFC 7638 thumbprint used as `kid`,
 //! and the `keys_file` format (a JWKS whose entries carry the private `d`).
+//!
+//! Every heap copy of private key material made here (`d` as text and as bytes, the keys
+//! file's bytes) is zeroized when dropped, as p256 does for its own `SecretKey` and JWKs.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -9,6 +12,7 @@ use p256::pkcs8::EncodePrivateKey as _;
 use p256::SecretKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 /// One signing key with everything derived from it once.
 #[derive(Clone)]
@@ -40,7 +44,7 @@ pub struct JwkJson {
     pub x: String,
     pub y: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d: Option<String>,
+    pub d: Option<SecretD>,
     /// Keys file only: a verify-only key leaves the JWKS at this Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_at: Option<u64>,
@@ -56,10 +60,70 @@ impl std::fmt::Debug for JwkJson {
     }
 }
 
+/// The private `d` (base64url), zeroized on drop; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretD(Zeroizing<String>);
+
+impl SecretD {
+    pub fn new(d: Zeroizing<String>) -> SecretD {
+        SecretD(d)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretD {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for SecretD {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretD {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SecretD, D::Error> {
+        // The String is wrapped as soon as it exists; serde_json builds it in one allocation
+        // (base64url has nothing to unescape).
+        String::deserialize(d).map(|text| SecretD(Zeroizing::new(text)))
+    }
+}
+
 /// `{"keys":[...]}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JwksJson {
     pub keys: Vec<JwkJson>,
+}
+
+impl JwksJson {
+    /// The keys file's text (pretty JSON). Its size is measured first so that the buffer is
+    /// allocated once: a growing `Vec` would free copies of `d` on the way without zeroizing.
+    pub fn to_file_bytes(&self) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
+        let mut counter = ByteCounter(0);
+        serde_json::to_writer_pretty(&mut counter, self)?;
+        let mut out = Zeroizing::new(Vec::with_capacity(counter.0));
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        Ok(out)
+    }
+}
+
+/// A writer that only counts.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +183,9 @@ impl EcKey {
     }
 
     pub fn private_jwk(&self) -> JwkJson {
+        let bytes = Zeroizing::new(self.secret.to_bytes());
         JwkJson {
-            d: Some(B64.encode(self.secret.to_bytes())),
+            d: Some(SecretD(Zeroizing::new(B64.encode(&bytes[..])))),
             ..self.public_jwk()
         }
     }
@@ -135,11 +200,12 @@ impl EcKey {
             )));
         }
         let d =
-            j.d.as_deref()
+            j.d.as_ref()
                 .ok_or_else(|| bad("no private part `d`".into()))?;
-        let bytes = B64
-            .decode(d)
-            .map_err(|e| bad(format!("`d` is not base64url: {e}")))?;
+        let bytes = Zeroizing::new(
+            B64.decode(d.expose())
+                .map_err(|e| bad(format!("`d` is not base64url: {e}")))?,
+        );
         let secret = SecretKey::from_slice(&bytes)
             .map_err(|_| bad("`d` is not a P-256 private key".into()))?;
         let key = EcKey::from_secret(secret);

@@ -6,6 +6,7 @@
 //! old public key until every token it signed has expired. `SIGUSR1` asks for a rotation.
 
 pub mod jwk;
+pub mod strict_modes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::file_read::{self, Accept};
 use jwk::{EcKey, JwkError, JwksJson};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,7 @@ fn write_keys_file(path: &Path, jwks: &JwksJson, create_only: bool) -> Result<bo
         path: path.to_path_buf(),
         message,
     };
-    let text = serde_json::to_vec_pretty(jwks).map_err(|e| err(e.to_string()))?;
+    let text = jwks.to_file_bytes().map_err(|e| err(e.to_string()))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -167,7 +169,9 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// Reads the keys file; `Ok(None)` when it does not exist. Its first key signs; the others
-/// are verify-only until their `retire_at`.
+/// are verify-only until their `retire_at`. A file that someone else could have written is
+/// refused (see [`strict_modes`]), and so is anything but a regular file of at most
+/// [`file_read::MAX_FILE_BYTES`].
 fn read_keys_file(
     path: &Path,
     default_keep: Duration,
@@ -176,11 +180,15 @@ fn read_keys_file(
         path: path.to_path_buf(),
         message,
     };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    strict_modes::check_dir(path).map_err(err)?;
+    let content = match file_read::read(path, file_read::MAX_FILE_BYTES, Accept::Regular) {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(err(format!("cannot read: {e}"))),
     };
+    // The file holds the private keys: its bytes are zeroized when dropped.
+    let bytes = zeroize::Zeroizing::new(content.bytes);
+    strict_modes::check_file(path, &content.meta).map_err(err)?;
     let jwks: JwksJson = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
     let mut keys = jwks.keys.iter().enumerate();
@@ -205,15 +213,12 @@ fn read_keys_file(
 /// An unreadable or malformed file is an error: never a silent new key.
 fn load_or_create(path: &Path, default_keep: Duration) -> Result<(EcKey, Vec<Retired>), KeyError> {
     if let Some(keys) = read_keys_file(path, default_keep)? {
-        #[cfg(unix)]
-        if let Ok(meta) = std::fs::metadata(path) {
-            use std::os::unix::fs::PermissionsExt as _;
-            if meta.permissions().mode() & 0o077 != 0 {
-                log::warn!(
-                    "JWT keys file {} is readable by others; chmod 600 it",
-                    path.display()
-                );
-            }
+        // Once, at start; a re-read after another instance's rotation does not repeat it.
+        if std::fs::metadata(path).is_ok_and(|m| strict_modes::readable_by_others(&m)) {
+            log::warn!(
+                "JWT keys file {} is readable by others; chmod 600 it",
+                path.display()
+            );
         }
         return Ok(keys);
     }
@@ -270,17 +275,33 @@ impl KeyActor {
 
     /// Adopts what another instance sharing the keys file wrote (a rotation): its signing key,
     /// and every key either side still needs for verification.
-    fn sync_from_file(&mut self) {
+    async fn sync_from_file(&mut self) {
         let Some(path) = self.file.clone() else {
             return;
         };
-        let now_stamp = stamp(&path);
-        if now_stamp.is_none() || now_stamp == self.file_stamp {
-            return;
-        }
-        self.file_stamp = now_stamp;
         let keep = (self.token_lifetime)() + Duration::from_secs(5);
-        let (signing, retired) = match read_keys_file(&path, keep) {
+        let last = self.file_stamp;
+        let reading = path.clone();
+        // Off the runtime: this task shares its thread with signals and reloads, and a file
+        // system call can hang (a network mount).
+        let polled = file_read::off_runtime(move || {
+            let now = stamp(&reading);
+            if now.is_none() || now == last {
+                return (now, None);
+            }
+            (now, Some(read_keys_file(&reading, keep)))
+        })
+        .await;
+        let (now_stamp, read) = match polled {
+            Ok((now, Some(read))) => (now, read),
+            Ok((_, None)) => return,
+            Err(e) => {
+                log::error!("cannot read the JWT keys file: {e}; keeping the keys in use");
+                return;
+            }
+        };
+        self.file_stamp = now_stamp;
+        let (signing, retired) = match read {
             Ok(Some(keys)) => keys,
             Ok(None) => return,
             Err(e) => {
@@ -320,7 +341,7 @@ impl KeyActor {
     ) -> Result<String, KeyError> {
         // Start from the shared file's latest state, or this write would undo another
         // instance's rotation.
-        self.sync_from_file();
+        self.sync_from_file().await;
         let next = EcKey::generate();
         // 1. Publish: verifiers can fetch the new key before any token carries its kid, from
         //    this instance and, through the keys file, from the others sharing it.
@@ -399,7 +420,7 @@ impl KeyActor {
                         log::error!("key rotation failed: {e}");
                     }
                 }
-                _ = tokio::time::sleep(wait) => self.sync_from_file(),
+                _ = tokio::time::sleep(wait) => self.sync_from_file().await,
             }
         }
     }

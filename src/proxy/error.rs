@@ -41,14 +41,17 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("request headers too large: {0} bytes, at most {max} allowed", max = super::request_headers::MAX_REQUEST_HEADER_BYTES)]
     HeadersTooLarge(usize),
+    /// The client stopped sending its body (`[limits].body_idle_timeout`).
+    #[error("no byte of the request body for {}", humantime::format_duration(*.0))]
+    BodyIdle(std::time::Duration),
 }
 
 impl ProxyError {
-    /// The proxy refused the request itself; no upstream was asked.
+    /// The proxy refused the request itself; no upstream answered.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge(_)
+            ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge(_) | ProxyError::BodyIdle(_)
         )
     }
 
@@ -79,6 +82,7 @@ impl ResponseError for ProxyError {
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -91,8 +95,12 @@ impl ResponseError for ProxyError {
                 "message": self.to_string(),
             }
         });
-        HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, "application/json"))
+        let mut res = HttpResponse::build(status);
+        if let ProxyError::BodyIdle(_) = self {
+            // The rest of the body may still come: the connection cannot carry another request.
+            res.force_close();
+        }
+        res.insert_header((header::CONTENT_TYPE, "application/json"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .body(body.to_string())
     }

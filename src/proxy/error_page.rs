@@ -70,6 +70,8 @@ fn hint(err: &ProxyError, fixed: &Fixed) -> String {
         ProxyError::BadRequest(_) | ProxyError::HeadersTooLarge(_) => {
             "The request itself was refused; it did not reach an upstream.".into()
         }
+        ProxyError::BodyIdle(_) => "The client announced a request body and stopped sending              it ([limits] body_idle_timeout in proxy.toml)."
+            .into(),
     }
 }
 

@@ -12,6 +12,7 @@ use super::request_headers::{
     header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
 };
 use super::response_headers::{copy_response_headers, ResponseContext};
+use super::rewrite_budget::{HeldBody, HeldStream, Reservation};
 use super::{request_body, route, websocket, AccessTag, ProxyState, Upstreams};
 use crate::metrics::AuthOutcome;
 use crate::sessions::Auth;
@@ -134,21 +135,26 @@ pub async fn forward(
         && routed.upstream == Upstream::Ory
         && req.method() == Method::DELETE
         && route::path_of(routed.path_and_query) == API_LOGOUT_PATH;
-    let timeout = state.fixed.response_timeout;
+    let timeouts = request_body::Timeouts {
+        body_idle: state.fixed.body_idle_timeout,
+        response: state.fixed.response_timeout,
+    };
     let read = if api_logout {
-        request_body::read_small(req.headers(), payload, API_LOGOUT_BODY_LIMIT).await?
+        let limit = API_LOGOUT_BODY_LIMIT;
+        request_body::read_small(req.headers(), payload, limit, timeouts.body_idle).await?
     } else {
         Err(payload)
     };
     let (mut res, logged_out_token) = match read {
         Ok(body) => {
             let token = session_token_of(&body);
-            let res = request_body::send_buffered(out, body, routed.upstream, timeout).await?;
+            let res =
+                request_body::send_buffered(out, body, routed.upstream, timeouts.response).await?;
             (res, token)
         }
         Err(payload) => {
             let res =
-                request_body::send(out, req.headers(), payload, routed.upstream, timeout).await?;
+                request_body::send(out, req.headers(), payload, routed.upstream, timeouts).await?;
             (res, None)
         }
     };
@@ -233,14 +239,29 @@ pub async fn forward(
                 .and_then(|v| v.to_str().ok()),
         );
         let fits = length.is_none_or(|n| n <= MAX_REWRITE_BODY as u64);
-        if let (true, Some(enc), true) = (textual, encoding, fits) {
-            let body = match read_up_to(&mut res, MAX_REWRITE_BODY, length).await? {
+        // The declared length is reserved before a byte is read; a chunked body piece by piece.
+        let held = if textual && encoding.is_some() && fits {
+            let held = state.rewrite_budget.reserve(length.unwrap_or(0));
+            if held.is_none() {
+                state.metrics.rewrite_skipped();
+            }
+            held
+        } else {
+            None
+        };
+        if let (Some(enc), Some(mut held)) = (encoding, held) {
+            let body = match read_up_to(&mut res, MAX_REWRITE_BODY, length, &mut held).await? {
                 Whole(body) => body,
-                // Chunked and larger than anything worth rewriting: passed on as it is, like a
-                // large answer that declared its length, rather than refused.
-                TooLarge(read) => {
+                // Chunked and larger than anything worth rewriting, or over the budget: passed
+                // on as it is, like a large answer that declared its length, rather than
+                // refused. What was read stays counted until it has been sent.
+                Passed(read, why) => {
+                    if why == PassReason::Budget {
+                        state.metrics.rewrite_skipped();
+                    }
                     let read = futures_util::stream::iter(read.into_iter().map(Ok));
-                    return Ok(builder.body(BodyStream::new(read.chain(res))));
+                    let rest = HeldStream::new(read.chain(res), held);
+                    return Ok(builder.body(BodyStream::new(rest)));
                 }
             };
             let to = format!("{}/.ory", state.fixed.publish_origin);
@@ -251,7 +272,11 @@ pub async fn forward(
                         detail: e.to_string(),
                     }
                 })?;
-            return Ok(builder.body(body));
+            // Rewriting changes the size a little; when the budget cannot cover a longer body,
+            // it is sent anyway (it was read within the budget).
+            let _ = held.cover(body.len() as u64);
+            let n = body.len() as u64;
+            return Ok(builder.body(SizedStream::new(n, HeldBody::new(body, held))));
         }
     }
 
@@ -261,19 +286,30 @@ pub async fn forward(
     })
 }
 
-/// A body read whole, or the pieces read before it passed the limit.
+/// Why a body is passed on unrewritten after part of it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassReason {
+    /// Larger than [`MAX_REWRITE_BODY`].
+    TooLarge,
+    /// The global rewrite budget is spent.
+    Budget,
+}
+
+/// A body read whole, or the pieces read before it passed a limit.
 enum Read {
     Whole(bytes::Bytes),
-    TooLarge(Vec<bytes::Bytes>),
+    Passed(Vec<bytes::Bytes>, PassReason),
 }
-use Read::{TooLarge, Whole};
+use Read::{Passed, Whole};
 
-/// Reads `res`'s body while it stays within `limit` bytes. A body that ends short of its
-/// declared `length` is an error: the rewritten answer would otherwise look complete.
+/// Reads `res`'s body while it stays within `limit` bytes and `held` can cover it. A body
+/// that ends short of its declared `length` is an error: the rewritten answer would otherwise
+/// look complete.
 async fn read_up_to<S>(
     res: &mut awc::ClientResponse<S>,
     limit: usize,
     length: Option<u64>,
+    held: &mut Reservation,
 ) -> Result<Read, ProxyError>
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes, actix_http::error::PayloadError>> + Unpin,
@@ -286,9 +322,13 @@ where
             detail: format!("reading the body: {e}"),
         })?;
         total += piece.len();
+        let covered = held.cover(total as u64);
         pieces.push(piece);
         if total > limit {
-            return Ok(TooLarge(pieces));
+            return Ok(Passed(pieces, PassReason::TooLarge));
+        }
+        if !covered {
+            return Ok(Passed(pieces, PassReason::Budget));
         }
     }
     if let Some(n) = length.filter(|&n| n != total as u64) {

@@ -6,14 +6,18 @@
 //!   [`client_headers`]; headers sent back: [`response_headers`];
 //!   hop-by-hop headers, dropped both ways: [`hop_by_hop`]
 //! - `Set-Cookie`: [`cookie_rewrite`]; `Location` and the welcome redirect: [`location_rewrite`]
-//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`]
+//! - Ory bodies: [`body_rewrite`]; CORS: [`cors`]; WebSockets: [`websocket`] (and a declined
+//!   upgrade's answer: [`declined_upgrade`])
+//! - the upstream clients: [`upstream_client`], trusting the CAs of [`trust_store`]
 //! - the request handler tying them together: [`forward`]; its errors: [`error`], and as pages
 //!   for browsers with `--dev`: [`error_page`]
 
+pub mod body_idle;
 pub mod body_rewrite;
 pub mod client_headers;
 pub mod cookie_rewrite;
 pub mod cors;
+pub mod declined_upgrade;
 pub mod error;
 pub mod error_page;
 pub mod forward;
@@ -22,9 +26,12 @@ pub mod location_rewrite;
 pub mod request_body;
 pub mod request_headers;
 pub mod response_headers;
+pub mod rewrite_budget;
 pub mod route;
+pub mod trust_store;
 pub mod upstream_client;
 pub mod websocket;
+pub mod weight;
 
 use std::sync::Arc;
 
@@ -42,6 +49,8 @@ pub struct ProxyState {
     /// The session → JWT cache; `None` with `--no-jwt`.
     pub sessions: Option<SessionCache>,
     pub metrics: Arc<Metrics>,
+    /// Bytes of Ory answers held for rewriting, across all requests.
+    pub rewrite_budget: Arc<rewrite_budget::RewriteBudget>,
     /// The bound metrics listener (`metrics_listen`); requests arriving there get metrics only.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }

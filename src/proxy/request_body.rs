@@ -1,5 +1,8 @@
 //! Sending the request body upstream and waiting for the answer's head.
 //!
+//! Every body is read through [`IdleLimited`]: a client that stops sending gets a 408 after
+//! `[limits].body_idle_timeout`, and the upstream connection opened for it is dropped.
+//!
 //! The response timeout starts when the client has sent its whole body, not when the request
 //! starts: awc's own timeout covers the upload too, which would turn every upload slower than
 //! `[upstream].response_timeout` into a 504 (SPEC §5.1: no size limit of the proxy's own).
@@ -12,11 +15,13 @@ use std::time::Duration;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web;
+use awc::error::SendRequestError;
 use awc::{ClientRequest, ClientResponse};
-use bytes::Bytes;
-use futures_util::Stream;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt as _};
 use tokio::sync::Notify;
 
+use super::body_idle::{IdleLimited, UploadError};
 use super::error::{ProxyError, Upstream};
 
 /// The client's body, announcing on `done` when it has all been read (or failed).
@@ -60,6 +65,24 @@ fn framing(headers: &HeaderMap) -> (bool, Option<u64>) {
     (chunked, length)
 }
 
+/// Timeouts of one upload: for the client's body, then for the upstream's answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub body_idle: Duration,
+    pub response: Duration,
+}
+
+/// What an awc send error means once the client's body is a possible cause.
+fn send_error(upstream: Upstream, e: SendRequestError) -> ProxyError {
+    let upload = match &e {
+        SendRequestError::Body(cause) => {
+            cause.downcast_ref::<UploadError>().map(UploadError::answer)
+        }
+        _ => None,
+    };
+    upload.unwrap_or_else(|| ProxyError::from_send(upstream, e))
+}
+
 /// Sends `out` with the client's body streamed as it arrives (chunked stays chunked, a length
 /// stays a length) and returns the upstream's answer head.
 pub async fn send(
@@ -67,8 +90,9 @@ pub async fn send(
     inbound: &HeaderMap,
     payload: web::Payload,
     upstream: Upstream,
-    response_timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<ClientResponse, ProxyError> {
+    let response_timeout = timeouts.response;
     let framed = framing(inbound);
     let with_body = match framed {
         (true, _) => true,
@@ -85,7 +109,7 @@ pub async fn send(
     }
     let done = Rc::new(Notify::new());
     let body = Tracked {
-        inner: payload,
+        inner: IdleLimited::new(payload, timeouts.body_idle),
         done: Some(done.clone()),
     };
     let sending = match framed {
@@ -104,7 +128,7 @@ pub async fn send(
             .await
             .map_err(|_| ProxyError::Timeout { upstream })?,
     };
-    res.map_err(|e| ProxyError::from_send(upstream, e))
+    res.map_err(|e| send_error(upstream, e))
 }
 
 /// The client's whole body (`Ok(Ok)`), when its `Content-Length` says it is at most `limit`
@@ -114,21 +138,25 @@ pub async fn read_small(
     inbound: &HeaderMap,
     payload: web::Payload,
     limit: usize,
+    body_idle: Duration,
 ) -> Result<Result<Bytes, web::Payload>, ProxyError> {
     match framing(inbound) {
         (false, Some(n)) if n <= limit as u64 => {}
         _ => return Ok(Err(payload)),
     }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(Ok(body)),
-        Ok(Err(e)) => Err(ProxyError::BadRequest(format!(
-            "reading the request body: {e}"
-        ))),
+    let mut body = IdleLimited::new(payload, body_idle);
+    let mut read = BytesMut::new();
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| e.answer())?;
         // actix-http stops a body at its Content-Length, which was checked above.
-        Err(_) => Err(ProxyError::BadRequest(format!(
-            "the request body is over {limit} bytes"
-        ))),
+        if read.len() + piece.len() > limit {
+            return Err(ProxyError::BadRequest(format!(
+                "the request body is over {limit} bytes"
+            )));
+        }
+        read.extend_from_slice(&piece);
     }
+    Ok(Ok(read.freeze()))
 }
 
 /// Sends `out` with a body already read from the client; the timeout starts now.

@@ -48,13 +48,7 @@ fn ory_accept_encoding(inbound: &HeaderMap) -> HeaderValue {
     {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let refused = parts.any(|p| {
-            p.trim()
-                .strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        if refused {
+        if super::weight::is_zero(parts) {
             continue;
         }
         match coding.as_str() {

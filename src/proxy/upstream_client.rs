@@ -11,8 +11,6 @@ use std::time::Duration;
 use actix_service::ServiceExt as _;
 use actix_tls::connect::{Connection, Connector as TcpConnector};
 use awc::http::Uri;
-use rustls::RootCertStore;
-use rustls_pki_types::{pem::PemObject, CertificateDer};
 
 /// Why TLS could not be set up; a start-up error.
 #[derive(Debug, thiserror::Error)]
@@ -25,30 +23,9 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The rustls client configuration: Mozilla's roots plus, optionally, the PEM certificates of
-/// `ca_file` (self-hosted Kratos behind a private CA, or a test CA).
+/// The rustls client configuration, trusting the CAs that [`super::trust_store`] picks.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsSetupError> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        let shown = path.display().to_string();
-        let iter = CertificateDer::pem_file_iter(path).map_err(|e| TlsSetupError::CaFile {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let mut added = 0;
-        for cert in iter {
-            let cert = cert.map_err(|e| TlsSetupError::CaFile {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            roots.add(cert)?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(TlsSetupError::NoCertificates { path: shown });
-        }
-    }
+    let roots = super::trust_store::roots(ca_file)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -83,6 +60,7 @@ pub fn build(tls: Arc<rustls::ClientConfig>, connect: Duration) -> awc::Client {
         .conn_keep_alive(Duration::from_secs(4))
         .conn_lifetime(Duration::from_secs(75));
     awc::Client::builder()
+        .wrap(super::declined_upgrade::KeepDeclinedUpgrades)
         .disable_redirects()
         .disable_timeout()
         .no_default_headers()

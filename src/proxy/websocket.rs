@@ -12,6 +12,9 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use awc::error::{SendRequestError, WsClientError};
+
+use super::declined_upgrade::DeclinedUpgrade;
 use super::error::ProxyError;
 use super::request_headers::{write_upstream_headers, RequestContext};
 use super::response_headers::{copy_response_headers, ResponseContext};
@@ -54,14 +57,22 @@ pub async fn relay(
         })?;
     let (res, framed) = match connected {
         Ok(pair) => pair,
-        // The upstream refused the upgrade (401, 404, …): the client sees that status (awc
-        // keeps no body of a refused handshake).
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+        // The upstream declined the upgrade (a 401, or a plain 200 page): the client gets that
+        // answer, headers and body, as for any request.
+        Err(WsClientError::SendRequest(SendRequestError::Custom(e, _))) => {
+            return match e.downcast::<DeclinedUpgrade>() {
+                Ok(declined) => Ok(declined_answer(*declined, ctx, live)),
+                Err(other) => Err(ProxyError::BadAnswer {
+                    upstream: ctx.upstream,
+                    detail: format!("WebSocket handshake: {other}"),
+                }),
+            };
+        }
+        // Not expected: the client's middleware catches every declined upgrade first.
+        Err(WsClientError::InvalidResponseStatus(status)) => {
             return Ok(HttpResponse::build(status).finish())
         }
-        Err(awc::error::WsClientError::SendRequest(e)) => {
-            return Err(ProxyError::from_send(ctx.upstream, e))
-        }
+        Err(WsClientError::SendRequest(e)) => return Err(ProxyError::from_send(ctx.upstream, e)),
         Err(other) => {
             return Err(ProxyError::BadAnswer {
                 upstream: ctx.upstream,
@@ -119,4 +130,41 @@ pub async fn relay(
     let down = futures_util::stream::iter(first).chain(rest);
     // A raw byte relay: no `Content-Type` on the 101 (`streaming` would add one).
     Ok(builder.body(actix_web::body::BodyStream::new(down)))
+}
+
+/// The upstream's own answer to an upgrade it declined, passed on like any answer: rewritten
+/// headers, and the body framed as the upstream framed it.
+fn declined_answer(
+    declined: DeclinedUpgrade,
+    ctx: &RequestContext<'_>,
+    live: &Live,
+) -> HttpResponse {
+    let mut builder = HttpResponse::build(declined.head.status);
+    let rctx = ResponseContext {
+        upstream: ctx.upstream,
+        fixed: ctx.fixed,
+        live,
+    };
+    let headers = &declined.head.headers;
+    copy_response_headers(headers, &mut builder, &rctx);
+    // With Transfer-Encoding as well, the length is a lie (RFC 9112 §6.3).
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .filter(|_| !headers.contains_key(header::TRANSFER_ENCODING))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match (declined.body(), length) {
+        (None, _) => builder.finish(),
+        (Some(body), Some(n)) => builder.body(actix_web::body::SizedStream::new(n, body)),
+        (Some(body), None) => {
+            // actix-http writes any unsized answer to a WebSocket upgrade request unchunked
+            // (the request's connection is a stream), yet announces `chunked`. So: no chunked
+            // header, and the end of the body is the end of the connection.
+            let mut res = builder
+                .force_close()
+                .body(actix_web::body::BodyStream::new(body));
+            res.head_mut().no_chunking(true);
+            res
+        }
+    }
 }

@@ -44,6 +44,7 @@ fn rows(s: &Settings, facts: &BannerFacts<'_>) -> Vec<(&'static str, String)> {
         rows.push(("metrics", format!("http://{m}/metrics")));
     }
     rows.push(("cors", cors_line(f, l)));
+    rows.push(("version", crate::version::LONG.to_string()));
     rows
 }
 
@@ -62,7 +63,8 @@ pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
 }
 
 /// The banner as one JSON log record: `msg` says where to open the app, one key per fact
-/// (`publish_url`, `listening`, `application`, `ory`, `jwt`, `config`, `metrics`, `cors`).
+/// (`publish_url`, `listening`, `application`, `ory`, `jwt`, `config`, `metrics`, `cors`,
+/// `version`).
 pub fn banner_json(s: &Settings, facts: &BannerFacts<'_>) -> String {
     let publish = &s.fixed.publish_origin;
     let mut fields = vec![("publish_url", publish.clone())];
@@ -206,5 +208,21 @@ pub fn effective_config(s: &Settings) -> String {
         toml_str(&humantime::format_duration(f.connect_timeout).to_string()),
         toml_str(&humantime::format_duration(f.response_timeout).to_string())
     );
+    let _ = writeln!(
+        b,
+        "\n[limits]\nbody_idle_timeout = {}\nrewrite_budget = {}",
+        toml_str(&humantime::format_duration(f.body_idle_timeout).to_string()),
+        toml_str(&size(f.rewrite_budget))
+    );
     b
+}
+
+/// A byte count in the largest binary unit that divides it, as `proxy.toml` takes it.
+fn size(n: u64) -> String {
+    for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n != 0 && n.is_multiple_of(scale) {
+            return format!("{}{unit}", n / scale);
+        }
+    }
+    n.to_string()
 }

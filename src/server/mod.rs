@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod banner;
+pub mod limits;
 pub mod local_routes;
 pub mod log_sink;
 pub mod logging;
@@ -218,7 +219,10 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let settings = if port == 0 {
             loader.set_bound_port(addr.port());
-            loader.load()?.settings
+            // The text already read, not a second read: a pipe (`-c <(cat proxy.toml)`) has
+            // nothing left to give.
+            let text = loaded.layered.file.map(|(_, text)| text);
+            loader.load_text(text)?.settings
         } else {
             loaded.settings
         };
@@ -257,10 +261,16 @@ impl Proxy {
             fixed: fixed.clone(),
             live: live.clone(),
             sessions,
+            rewrite_budget: crate::proxy::rewrite_budget::RewriteBudget::new(
+                fixed.rewrite_budget,
+                metrics.clone(),
+            ),
             metrics,
             metrics_addr,
         });
         let connect_timeout = fixed.connect_timeout;
+        let workers = limits::workers();
+        let max_connections = limits::connection_cap_now(workers);
 
         let worker_live = live.clone();
         let worker_state = state.clone();
@@ -286,6 +296,9 @@ impl Proxy {
                 .configure(routes)
                 .wrap(from_fn(edge))
         })
+        .workers(workers)
+        // Accepted connections always have room for their upstream ones (see `limits`).
+        .max_connections(max_connections)
         .tcp_nodelay(true)
         // The dispatcher appends another body piece while its buffer holds less than this, and
         // awc hands over pieces of up to 32 KiB: so a connection's buffer peaks near this plus
@@ -405,6 +418,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     logging::init(cli.debug);
     // Every way out of here writes the last log lines first.
     let _flush = logging::FlushOnExit;
+    limits::raise_nofile_limit();
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
     }

@@ -174,26 +174,11 @@ pub fn parse(body: &[u8]) -> Whoami {
     }
 }
 
-/// RFC 3339 with `Z` or a numeric offset (`+02:00`), fractional seconds allowed.
+/// RFC 3339 with `Z` or a numeric offset (`+02:00`), fractional seconds allowed, any year
+/// (Go's zero time `0001-01-01T00:00:00Z` is long past, not unparsable).
 fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
-        return humantime::parse_rfc3339_weak(&format!("{utc}Z")).ok();
-    }
-    // The offset is the last `+hh:mm` / `-hh:mm` after the time's `T`.
-    let t = s.find(['T', 't', ' '])?;
-    let at = s[t..].rfind(['+', '-'])? + t;
-    let (local, offset) = s.split_at(at);
-    let sign: i64 = if offset.starts_with('-') { -1 } else { 1 };
-    let (h, m) = offset[1..].split_once(':')?;
-    let secs = sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60);
-    let as_if_utc = humantime::parse_rfc3339_weak(&format!("{local}Z")).ok()?;
-    // local = utc + offset, so utc = local - offset.
-    if secs >= 0 {
-        as_if_utc.checked_sub(std::time::Duration::from_secs(secs.unsigned_abs()))
-    } else {
-        as_if_utc.checked_add(std::time::Duration::from_secs(secs.unsigned_abs()))
-    }
+    let t: jiff::Timestamp = s.trim().parse().ok()?;
+    SystemTime::try_from(t).ok()
 }
 
 #[cfg(test)]
@@ -237,6 +222,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn expires_at_before_1970_is_expired_and_bad_offsets_are_unparsable() {
+        // Go's zero time and other pre-1970 instants are in the past: the session is over.
+        for past in ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59.5+00:00"] {
+            assert!(
+                parse_rfc3339(past).is_some_and(|t| t < std::time::UNIX_EPOCH),
+                "{past}"
+            );
+            let body =
+                format!(r#"{{"active":true,"expires_at":"{past}","identity":{{"id":"x"}}}}"#);
+            assert!(
+                matches!(parse(body.as_bytes()), Whoami::Anonymous),
+                "{past}"
+            );
+        }
+        for bad in [
+            "2030-01-01T12:00:00+02:60",
+            "2030-01-01T12:00:00+2:00",
+            "2030-01-01T12:00:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -131,6 +131,10 @@ pub struct ProxyBuilder {
     flags: Vec<String>,
     env: Vec<(String, String)>,
     toml: Option<String>,
+    /// Written to the proxy's stdin, which is then closed (`-c /dev/stdin`: a pipe).
+    stdin: Option<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) of the child.
+    nofile: Option<u64>,
 }
 
 impl ProxyBuilder {
@@ -160,6 +164,19 @@ impl ProxyBuilder {
         self
     }
 
+    /// Feeds `text` to the proxy's stdin through a pipe, closed after it.
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
+    /// Starts the proxy with `RLIMIT_NOFILE` lowered to `n`, soft and hard (so the proxy
+    /// cannot raise it).
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// Writes `proxy.toml` and passes `-c` with its path.
     pub fn toml(mut self, text: &str) -> Self {
         self.toml = Some(text.to_string());
@@ -186,7 +203,7 @@ impl ProxyBuilder {
         args.extend(self.flags.iter().cloned());
         args.extend(self.app.iter().cloned());
         args.extend(self.publish.iter().cloned());
-        Proxy::spawn(dir, &args, &self.env)
+        Proxy::spawn_with(dir, &args, &self.env, self.stdin.as_deref(), self.nofile)
     }
 }
 
@@ -238,17 +255,46 @@ impl Proxy {
             flags: Vec::new(),
             env: Vec::new(),
             toml: None,
+            stdin: None,
+            nofile: None,
         }
     }
 
-    fn spawn(dir: tempfile::TempDir, args: &[String], env: &[(String, String)]) -> Proxy {
-        let mut child = command(dir.path(), env)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ory-proxy");
+    fn spawn_with(
+        dir: tempfile::TempDir,
+        args: &[String],
+        env: &[(String, String)],
+        stdin: Option<&str>,
+        nofile: Option<u64>,
+    ) -> Proxy {
+        let mut cmd = command(dir.path(), env);
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        match stdin {
+            None => cmd.stdin(Stdio::null()),
+            Some(text) => {
+                let (reader, mut writer) = std::io::pipe().expect("pipe");
+                // Small enough for the pipe's buffer: written now, closed on drop.
+                writer.write_all(text.as_bytes()).expect("write the pipe");
+                cmd.stdin(reader)
+            }
+        };
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().expect("spawn ory-proxy");
         let stderr = child.stderr.take().unwrap();
         let log: Arc<(Mutex<StderrLog>, Condvar)> = Arc::default();
         let sink = log.clone();

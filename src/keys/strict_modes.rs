@@ -1,0 +1,174 @@
+//! Who may change the JWT keys file, decided as ssh's `StrictModes` decides it for
+//! `authorized_keys`: whoever can write the file, or replace it in its directory, can plant a
+//! signing key that every instance sharing the file publishes, and so mint tokens the app
+//! believes. So the proxy refuses (at start: an error; on a re-read: keeps the keys in use):
+//!
+//! - a file writable by group or others, or owned by another user than the proxy's (root
+//!   excepted);
+//! - a directory writable by group or others without the sticky bit (with it, others cannot
+//!   rename over or delete a file they do not own: `/tmp`), or owned by another user (root
+//!   excepted).
+//!
+//! A file that others can only read gets a warning (the private key leaks, but nobody can
+//! make the proxy trust a key it did not make).
+
+use std::fs::Metadata;
+use std::path::Path;
+
+/// Refuses a keys file (`meta`: the `fstat` of the descriptor it was read from) that someone
+/// else can write.
+#[cfg(unix)]
+pub fn check_file(path: &Path, meta: &Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mode = meta.mode() & 0o7777;
+    if let Some(who) = writable_by(mode) {
+        return Err(format!(
+            "writable by {who} (mode {mode:04o}): anyone who can write it can plant a signing key; chmod 600 {}",
+            path.display()
+        ));
+    }
+    if let Some(e) = foreign_owner(meta.uid()) {
+        return Err(format!("{e}; chown it or use a file of your own"));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_file(_: &Path, _: &Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+/// Refuses the keys file's directory when someone else can replace the file in it. A missing
+/// directory passes: creating the file there fails with its own error.
+#[cfg(unix)]
+pub fn check_dir(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if let (Some(who), false) = (writable_by(mode), sticky) {
+        return Err(format!(
+            "its directory {} is writable by {who} (mode {mode:04o}) without the sticky bit: anyone who can write there can replace the keys file; chmod go-w it, or keep the file in a directory of its own",
+            dir.display()
+        ));
+    }
+    if let Some(e) = foreign_owner(meta.uid()) {
+        return Err(format!(
+            "its directory {}: {e}, who can replace the keys file",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub fn check_dir(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Whether others than the owner can read the file (worth a warning, not a refusal).
+#[cfg(unix)]
+pub fn readable_by_others(meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.mode() & 0o044 != 0
+}
+
+#[cfg(not(unix))]
+pub fn readable_by_others(_: &Metadata) -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn writable_by(mode: u32) -> Option<&'static str> {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => Some("group and others"),
+        (true, false) => Some("its group"),
+        (false, true) => Some("others"),
+        (false, false) => None,
+    }
+}
+
+/// Why an owner `uid` is not trusted: neither the proxy's effective user nor root.
+#[cfg(unix)]
+fn foreign_owner(uid: u32) -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    (uid != me && uid != 0)
+        .then(|| format!("owned by uid {uid}, not by the proxy's user (uid {me}) or root"))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn writable_files_are_refused_readable_ones_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("jwks.json");
+        std::fs::write(&p, "{}").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o644, true),
+            (0o400, true),
+            (0o620, false),
+            (0o602, false),
+            (0o666, false),
+        ] {
+            chmod(&p, mode);
+            let meta = std::fs::metadata(&p).unwrap();
+            assert_eq!(check_file(&p, &meta).is_ok(), ok, "mode {mode:o}");
+        }
+        chmod(&p, 0o644);
+        assert!(readable_by_others(&std::fs::metadata(&p).unwrap()));
+        chmod(&p, 0o600);
+        assert!(!readable_by_others(&std::fs::metadata(&p).unwrap()));
+    }
+
+    #[test]
+    fn writable_directories_are_refused_unless_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("jwks.json");
+        for (mode, ok) in [
+            (0o700, true),
+            (0o755, true),
+            (0o775, false),
+            (0o777, false),
+            (0o1777, true),
+            (0o1775, true),
+        ] {
+            chmod(dir.path(), mode);
+            assert_eq!(check_dir(&p).is_ok(), ok, "mode {mode:o}");
+        }
+        chmod(dir.path(), 0o700);
+        assert!(check_dir(Path::new("/nonexistent/dir/jwks.json")).is_ok());
+    }
+
+    #[test]
+    fn files_of_other_users_are_refused() {
+        // Only root can give a file away; as anyone else, there is nothing to test.
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("jwks.json");
+        std::fs::write(&p, "{}").unwrap();
+        chmod(&p, 0o600);
+        std::os::unix::fs::chown(&p, Some(4242), None).unwrap();
+        let err = check_file(&p, &std::fs::metadata(&p).unwrap()).unwrap_err();
+        assert!(err.contains("uid 4242"), "{err}");
+        std::os::unix::fs::chown(dir.path(), Some(4242), None).unwrap();
+        assert!(check_dir(&p).unwrap_err().contains("uid 4242"));
+    }
+}
