@@ -407,8 +407,10 @@ fn open_browser(url: &str) {
         .spawn()
         .is_err()
     {
-        eprintln!(
-            "Unable to automatically open the proxy URL in your browser. Please open it manually!"
+        // In order with the log lines, and never blocking on a stuck stderr.
+        logging::print(
+            "Unable to automatically open the proxy URL in your browser. Please open it manually!\n",
+            logging::FLUSH_LIMIT,
         );
     }
 }
