@@ -1,9 +1,9 @@
-//! Command-line flags, exactly as SPEC §2 names them.
+//! Command-line flags, named as `ory proxy` names them (the README's flag table lists them).
 //!
 //! clap only parses here: no flag carries a default, so an absent flag is `None`/`false` and
-//! the layering in [`crate::config`] can tell "not given" from "given". Environment variables
-//! are read by the layering too, so that "pinned by env" and "pinned by flag" are reported
-//! with the right name.
+//! the layering in [`crate::config`] can tell "not given" from "given". [`Cli::key_flags`] is
+//! the one place a flag is tied to its key. Environment variables are read by the layering
+//! too, so that "pinned by env" and "pinned by flag" are reported with the right name.
 
 use std::path::PathBuf;
 
@@ -120,6 +120,59 @@ pub struct Cli {
 const COMPAT: &str = "Accepted from `ory proxy`";
 
 impl Cli {
+    /// The keys the flags set, as `(dotted key, flag, value)`: the flags layer of the key tree
+    /// (see [`crate::config::keys`]). A flag not given sets nothing.
+    pub fn key_flags(&self) -> Vec<(&'static str, &'static str, toml::Value)> {
+        let mut out = Vec::new();
+        let mut set = |key, flag, value: Option<toml::Value>| {
+            if let Some(v) = value {
+                out.push((key, flag, v));
+            }
+        };
+        let text = |v: &Option<String>| v.clone().map(toml::Value::from);
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| toml::Value::from(v.clone()));
+        let on = |v: bool| v.then_some(toml::Value::Boolean(true));
+        set(
+            "application_url",
+            "APPLICATION_URL",
+            text(&self.application_url),
+        );
+        set("publish_url", "PUBLISH_URL", text(&self.publish_url));
+        set("project", "--project", text(&self.project));
+        set("sdk_url", "--sdk-url", text(&self.sdk_url));
+        set("port", "--port", self.port.map(|p| i64::from(p).into()));
+        set("dev", "--dev", on(self.dev));
+        set("no_jwt", "--no-jwt", on(self.no_jwt));
+        set("rewrite_host", "--rewrite-host", on(self.rewrite_host));
+        set("log_level", "--debug", self.debug.then(|| "debug".into()));
+        set(
+            "metrics_listen",
+            "--metrics-listen",
+            text(&self.metrics_listen),
+        );
+        set(
+            "cookies.domain",
+            "--cookie-domain",
+            text(&self.cookie_domain),
+        );
+        set(
+            "cors.allowed_origins",
+            "--allowed-cors-origins",
+            list(&self.allowed_cors_origins),
+        );
+        set(
+            "cors.additional_headers",
+            "--additional-cors-headers",
+            list(&self.additional_cors_headers),
+        );
+        set(
+            "redirects.default_redirect_url",
+            "--default-redirect-url",
+            text(&self.default_redirect_url),
+        );
+        out
+    }
+
     /// Warnings for the accepted-but-ignored Go flags that a user may expect to act.
     pub fn ignored_flag_warnings(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
@@ -130,5 +183,46 @@ impl Cli {
             out.push("--workspace is ignored: ory-proxy does not look projects up; --project takes the project slug");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag clap knows (but the hidden ones), given: `key_flags` names each one that sets a key by its real
+    /// name, and each key it names is one of the tree's.
+    #[test]
+    fn key_flags_name_real_flags_and_keys() {
+        let cmd = Cli::command();
+        let mut args = vec!["ory-proxy".to_string()];
+        let mut names = Vec::new();
+        for a in cmd.get_arguments() {
+            // The hidden packaging flags stand alone (`exclusive`) and set no key.
+            if a.is_hide_set() {
+                assert!(a.is_exclusive_set(), "{:?}", a.get_id());
+                continue;
+            }
+            match a.get_long() {
+                Some(long) => {
+                    names.push(format!("--{long}"));
+                    args.push(format!("--{long}"));
+                    if a.get_action().takes_values() {
+                        args.push("1".into());
+                    }
+                }
+                None => names.push(a.get_id().as_str().to_ascii_uppercase()),
+            }
+        }
+        args.extend(["http://app".into(), "http://pub".into()]);
+        let cli = Cli::try_parse_from(&args).unwrap();
+        let flags = cli.key_flags();
+        assert!(flags.len() >= 14, "{flags:?}");
+        let keys = crate::config::Tree::keys();
+        for (key, flag, _) in flags {
+            assert!(names.iter().any(|n| n == flag), "{flag} is not a flag");
+            assert!(keys.iter().any(|k| k == key), "{key} is not a key");
+        }
     }
 }

@@ -385,3 +385,141 @@ fn the_go_clis_json_config_given_to_c_gets_a_clear_error() {
     );
     assert_one_line(&out, 2, &["ory-cloud.json", "proxy.toml", "JSON"]);
 }
+
+/// The lines of `[section]` in a `--check-config` print-out.
+fn section<'a>(stdout: &'a str, name: &str) -> Vec<&'a str> {
+    stdout
+        .split(&format!("\n[{name}]\n"))
+        .nth(1)
+        .unwrap_or_default()
+        .split("\n[")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .collect()
+}
+
+#[test]
+fn every_key_is_settable_by_an_ory_proxy_variable() {
+    let out = run_cli(
+        &["--check-config", APP],
+        &[
+            ("ORY_PROXY_SDK_URL", ORY),
+            ("ORY_PROXY_JWT__TTL", "5m"),
+            (
+                "ORY_PROXY_CORS__ALLOWED_ORIGINS",
+                "https://a.example,https://b.example",
+            ),
+            ("ORY_PROXY_SESSION__CACHE_MAX_ENTRIES", "7"),
+            ("ORY_PROXY_REWRITE_HOST", "true"),
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let jwt = section(&out.stdout, "jwt");
+    assert!(
+        jwt.iter().any(|l| l.starts_with("ttl = \"5m\"")),
+        "{}",
+        out.stdout
+    );
+    let cors = section(&out.stdout, "cors");
+    assert!(
+        cors.iter()
+            .any(|l| l
+                .starts_with("allowed_origins = [\"https://a.example\", \"https://b.example\"]")),
+        "{}",
+        out.stdout
+    );
+    for want in [
+        "sdk_url = \"http://127.0.0.1:4433/\"",
+        "cache_max_entries = 7",
+        "rewrite_host = true",
+        "# env ORY_PROXY_JWT__TTL",
+    ] {
+        assert!(out.stdout.contains(want), "no {want:?} in\n{}", out.stdout);
+    }
+    // A flag beats the variable, the variable beats the file.
+    let out = run_cli(
+        &[
+            "--check-config",
+            "-c",
+            "proxy.toml",
+            "--cookie-domain",
+            "flag.example",
+            APP,
+        ],
+        &[
+            ("ORY_PROXY_SDK_URL", ORY),
+            ("ORY_PROXY_COOKIES__DOMAIN", "env.example"),
+            ("ORY_PROXY_JWT__ISSUER", "env-issuer"),
+        ],
+        &[(
+            "proxy.toml",
+            "[cookies]\ndomain = \"file.example\"\n[jwt]\nissuer = \"file-issuer\"\n",
+        )],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stdout.contains("domain = \"flag.example\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("issuer = \"env-issuer\""),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_bad_ory_proxy_variable_names_itself_and_a_typo_is_warned_about() {
+    let out = run_cli(
+        &["--check-config", APP],
+        &[("ORY_PROXY_SDK_URL", ORY), ("ORY_PROXY_JWT__TTL", "0s")],
+        &[],
+    );
+    assert_one_line(
+        &out,
+        1,
+        &["env ORY_PROXY_JWT__TTL", "jwt.ttl", "at least 1s"],
+    );
+    let out = run_cli(
+        &["--check-config", APP],
+        &[("ORY_PROXY_SDK_URL", ORY), ("ORY_PROXY_JWT_TTL", "5m")],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("ORY_PROXY_JWT_TTL is not a setting"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// However a key is written, an invalid value names the file, its line and the key.
+#[test]
+fn an_invalid_value_names_file_line_and_key_in_every_toml_form() {
+    for (toml, line) in [
+        ("dev = false\njwt = { ttl = \"0s\" }\n", "proxy.toml:2"),
+        ("dev = false\n\njwt.ttl = \"0s\"\n", "proxy.toml:3"),
+        ("[jwt]\nissuer = \"i\"\n\"ttl\" = \"0s\"\n", "proxy.toml:3"),
+        ("[jwt]\n\n\nttl = \"0s\"\n", "proxy.toml:4"),
+    ] {
+        let out = run_cli(
+            &["--check-config", "-c", "proxy.toml", "--sdk-url", ORY, APP],
+            &[],
+            &[("proxy.toml", toml)],
+        );
+        assert_one_line(&out, 1, &[line, "`jwt.ttl`", "at least 1s"]);
+    }
+    // A wrong type in an inline table, too, and when starting for real (exit 2).
+    let out = run_cli(
+        &["-c", "proxy.toml", "--sdk-url", ORY, APP],
+        &[],
+        &[(
+            "proxy.toml",
+            "port = 4000\nsession = { cache_ttl = \"1s\", cache_max_entries = \"many\" }\n",
+        )],
+    );
+    assert_one_line(&out, 2, &["proxy.toml:2", "`session.cache_max_entries`"]);
+}

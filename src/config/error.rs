@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Origin {
     Default,
     File { path: PathBuf, line: Option<usize> },
-    Env(&'static str),
+    Env(String),
     Flag(&'static str),
 }
 

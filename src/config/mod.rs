@@ -1,15 +1,21 @@
-//! Configuration: layering (defaults < `proxy.toml` < env < flags), validation, and the live
-//! settings snapshot that the request path reads without locks.
+//! Configuration: one key tree ([`keys`]), layered (defaults < `proxy.toml` < env < flags),
+//! validated, and the live settings snapshot that the request path reads without locks.
 //!
-//! Loading runs in three stages: [`file`] parses the TOML with spans (unknown keys and types,
-//! with lines), [`layering`] merges the sources with the `config` crate, and [`settings`]
+//! Loading runs in three stages: [`file`] parses the TOML once, with spans (unknown keys and
+//! types, with lines), [`env`] reads `ORY_PROXY_*` and the older names, [`layers`] merges the
+//! layers with the `config` crate, and [`settings`]
 //! validates into typed [`Fixed`] and [`Live`] settings. Start-up and every reload run the
-//! same [`Loader::load`].
+//! same [`Loader`]. [`print`] shows the result for `--check-config`.
 
+pub mod check;
 pub mod cors_policy;
+pub mod dotted;
+pub mod env;
 pub mod error;
 pub mod file;
-pub mod layering;
+pub mod keys;
+pub mod layers;
+pub mod print;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
@@ -18,9 +24,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+pub use check::Effective;
 pub use cors_policy::CorsPolicy;
 pub use error::{ConfigError, Origin};
-pub use layering::{EnvLookup, Layered};
+pub use keys::Tree;
+pub use layers::{EnvLookup, Layered};
 pub use settings::{Fixed, Live, OrySource, Settings, WatchMode};
 
 use crate::cli::Cli;
@@ -40,11 +48,13 @@ pub struct Loader {
 pub struct Loaded {
     pub settings: Settings,
     pub layered: Layered,
+    /// What `--check-config` shows where it differs from the merged tree.
+    pub effective: Effective,
 }
 
 impl Loader {
     pub fn new(cli: Cli, env: Arc<EnvLookup>) -> Self {
-        let path = layering::config_path(&cli, &*env);
+        let path = layers::config_path(&cli, &*env);
         Loader {
             cli,
             env,
@@ -53,9 +63,13 @@ impl Loader {
         }
     }
 
-    /// A loader over the process environment, captured once.
+    /// A loader over the process environment, captured once. Warns about `ORY_PROXY_*`
+    /// variables that name no key.
     pub fn from_process(cli: Cli) -> Self {
         let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        for name in env::unknown_env_vars(vars.keys().map(String::as_str)) {
+            log::warn!("{name} is not a setting and is ignored (see config/proxy.toml for the keys; `jwt.ttl` is ORY_PROXY_JWT__TTL)");
+        }
         Loader::new(cli, Arc::new(move |k: &str| vars.get(k).cloned()))
     }
 
@@ -72,21 +86,30 @@ impl Loader {
     /// Reads the file (if any) and runs the three stages.
     pub fn load(&self) -> Result<Loaded, ConfigError> {
         let text = match &self.path {
-            Some((p, required)) => layering::read_file(p, *required)?.map(|(_, t)| t),
+            Some((p, required)) => layers::read_file(p, *required)?,
             None => None,
         };
-        self.load_text(text)
+        self.load_text(text.as_deref())
     }
 
     /// Runs the stages over file text already read (the watcher hashes it first).
-    pub fn load_text(&self, text: Option<String>) -> Result<Loaded, ConfigError> {
+    pub fn load_text(&self, text: Option<&str>) -> Result<Loaded, ConfigError> {
         let file = match (&self.path, text) {
-            (Some((p, _)), Some(t)) => Some((p.clone(), file::parse(p, &t)?, t)),
+            (Some((p, _)), Some(t)) => Some(file::parse(p, t)?),
             _ => None,
         };
-        let layered = layering::layer(&self.cli, &*self.env, file)?;
-        let settings = settings::validate(&layered, self.bound_port)?;
-        Ok(Loaded { settings, layered })
+        let layered = layers::layer(&self.cli, &*self.env, file)?;
+        self.validate(layered)
+    }
+
+    /// Validates a layered tree (e.g. one a reload put together) as start-up does.
+    pub fn validate(&self, layered: Layered) -> Result<Loaded, ConfigError> {
+        let (settings, effective) = settings::validate(&layered, self.bound_port)?;
+        Ok(Loaded {
+            settings,
+            layered,
+            effective,
+        })
     }
 }
 

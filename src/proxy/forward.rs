@@ -136,7 +136,7 @@ pub async fn forward(
         && req.method() == Method::DELETE
         && route::path_of(routed.path_and_query) == API_LOGOUT_PATH;
     let timeouts = request_body::Timeouts {
-        body_idle: state.fixed.body_idle_timeout,
+        body_idle: state.fixed.limits.body_idle_timeout,
         response: state.fixed.response_timeout,
     };
     let read = if api_logout {

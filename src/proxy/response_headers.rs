@@ -28,7 +28,7 @@ pub fn copy_response_headers(
     let listed = connection_listed(upstream);
     let from_ory = ctx.upstream == Upstream::Ory;
     let cookie_ctx = CookieContext {
-        domain: ctx.live.cookie_domain.as_deref(),
+        domain: ctx.live.cookies.domain.as_deref(),
         from_ory,
         app_host: ctx.fixed.application_url.host_str().unwrap_or_default(),
         public_https: ctx.fixed.publish_url.scheme() == "https",
@@ -88,7 +88,8 @@ fn rewrite_location(value: &HeaderValue, ctx: &LocationContext<'_>, live: &Live)
     let rewritten = location_rewrite::rewrite(loc, ctx);
     let effective = rewritten.as_deref().unwrap_or(loc);
     if location_rewrite::is_welcome(effective, ctx.publish_origin) {
-        return HeaderValue::from_str(&live.default_redirect_url).unwrap_or_else(|_| value.clone());
+        return HeaderValue::from_str(&live.redirects.default_redirect_url)
+            .unwrap_or_else(|_| value.clone());
     }
     match rewritten {
         Some(r) => HeaderValue::from_str(&r).unwrap_or_else(|_| value.clone()),

@@ -221,8 +221,8 @@ impl Proxy {
             loader.set_bound_port(addr.port());
             // The text already read, not a second read: a pipe (`-c <(cat proxy.toml)`) has
             // nothing left to give.
-            let text = loaded.layered.file.map(|(_, text)| text);
-            loader.load_text(text)?.settings
+            let text = loaded.layered.file.map(|f| f.text);
+            loader.load_text(text.as_deref())?.settings
         } else {
             loaded.settings
         };
@@ -262,7 +262,7 @@ impl Proxy {
             live: live.clone(),
             sessions,
             rewrite_budget: crate::proxy::rewrite_budget::RewriteBudget::new(
-                fixed.rewrite_budget,
+                fixed.limits.rewrite_budget,
                 metrics.clone(),
             ),
             metrics,
@@ -433,7 +433,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     if check_only {
         return match loader.load() {
             Ok(l) => {
-                print!("{}", banner::effective_config(&l.settings));
+                print!("{}", crate::config::print::effective_config(&l));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -451,7 +451,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
         // `watch = "off"` the actor still runs, without a file watch, so SIGHUP reloads.
         let _watcher = match crate::watcher::WatcherHandle::spawn(
             proxy.loader().clone(),
-            proxy.settings.fixed.clone(),
+            &proxy.settings,
             proxy.live.clone(),
             proxy.metrics(),
         ) {
