@@ -159,3 +159,109 @@ async fn a_stderr_nobody_reads_stalls_neither_requests_nor_shutdown() {
     }
     assert!(exited.is_some(), "no exit within 15 s of SIGTERM");
 }
+
+fn json_lines(proxy: &Proxy) -> Vec<serde_json::Value> {
+    proxy
+        .lines(|l| l.starts_with('{'))
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn wait_json_access(proxy: &Proxy, path: &str) -> serde_json::Value {
+    let line = proxy
+        .wait_line(PROMPT * 4, |l| {
+            l.starts_with('{') && l.contains(&format!("\"path\":\"{path}\""))
+        })
+        .unwrap_or_else(|| panic!("no JSON access line for {path}:\n{}", proxy.logs()));
+    serde_json::from_str(&line).unwrap()
+}
+
+#[actix_web::test]
+async fn json_format_writes_one_object_per_line_and_the_banner_as_one_record() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .flags(&["--log-format", "json"])
+        .start();
+    let _ = get(&proxy.url("/echo/a%22b?token=secret")).await;
+    let a = wait_json_access(&proxy, "/echo/a%22b");
+    assert_eq!(a["level"], "INFO");
+    assert_eq!(a["target"], "ory_proxy::access");
+    assert_eq!(a["method"], "GET");
+    assert_eq!(a["status"], 200);
+    assert_eq!(a["upstream"], "app");
+    assert_eq!(a["auth"], "none");
+    assert!(a["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{a}");
+    assert!(a["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{a}");
+    assert!(
+        a["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("GET /echo/")),
+        "{a}"
+    );
+    // The query is left out, as in text.
+    assert!(!proxy.logs().contains("secret"), "{}", proxy.logs());
+    // Every line is an object: the banner too, as one record.
+    let logs = proxy.logs();
+    let non_json: Vec<&str> = logs.lines().filter(|l| !l.starts_with('{')).collect();
+    assert!(non_json.is_empty(), "{non_json:?}");
+    let banners: Vec<_> = json_lines(&proxy)
+        .into_iter()
+        .filter(|v| v["target"] == "ory_proxy::banner")
+        .collect();
+    assert_eq!(banners.len(), 1, "{logs}");
+    assert_eq!(banners[0]["application"], app.url());
+    assert!(banners[0]["listening"].as_str().is_some(), "{}", banners[0]);
+}
+
+#[actix_web::test]
+async fn the_environment_sets_the_format_and_a_bad_one_is_refused() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .env("ORY_PROXY_LOG_FORMAT", "json")
+        .start();
+    let _ = get(&proxy.url("/echo/env")).await;
+    wait_json_access(&proxy, "/echo/env");
+
+    let out = common::run_cli(
+        &[
+            "--log-format",
+            "xml",
+            "--sdk-url",
+            common::NO_ORY,
+            "http://127.0.0.1:1",
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("log_format"), "{}", out.stderr);
+    assert!(out.stderr.contains("\"xml\""), "{}", out.stderr);
+}
+
+#[actix_web::test]
+async fn the_format_reloads_live() {
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .toml("log_format = \"text\"\n")
+        .start();
+    let _ = get(&proxy.url("/echo/before")).await;
+    assert!(proxy
+        .wait_line(PROMPT * 4, |l| l.contains("] GET /echo/before 200"))
+        .is_some());
+    std::fs::write(proxy.dir.join("proxy.toml"), "log_format = \"json\"\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut i = 0;
+    loop {
+        i += 1;
+        let path = format!("/echo/after{i}");
+        let _ = get(&proxy.url(&path)).await;
+        let json = proxy.wait_line(PROMPT, |l| {
+            l.starts_with('{') && l.contains(&format!("\"path\":\"{path}\""))
+        });
+        if json.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still text:\n{}", proxy.logs());
+    }
+}

@@ -521,7 +521,7 @@ fn the_reloads_own_read_does_not_retrigger() {
     // Log lines are written a moment after the fact: the reload's own line first.
     s.proxy
         .wait_line(Duration::from_secs(10), |l| {
-            l.contains("ory_proxy::watcher] reloaded") && l.contains(": cookies.domain")
+            l.contains("] reloaded ") && l.contains(": cookies.domain")
         })
         .expect("the reload is logged");
     let reloaded = s.proxy.mark();

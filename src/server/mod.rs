@@ -240,6 +240,7 @@ impl Proxy {
             .transpose()?;
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
+        logging::set_format(settings.live.log_format);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
         let metrics = Arc::new(Metrics::default());
         let sessions = if fixed.no_jwt {
