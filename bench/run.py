@@ -10,7 +10,8 @@ After the wrk rounds, a fixed-rate section: examples/bench_latency offers LAT_RA
 LAT_CONC connections (open loop, latency from each request's scheduled send time), so the
 latency the proxy adds over direct can be read at equal load, below saturation.
 """
-import os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+from urllib.parse import urlsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
@@ -27,6 +28,10 @@ OUT = os.path.join(ROOT, "target", "bench")
 os.makedirs(OUT, exist_ok=True)
 
 procs = []
+# Log files of the servers, emptied after each run (they would fill the disk otherwise).
+logs = []
+QUIET = False
+TMPDIRS = []
 
 
 def spawn(args, **kw):
@@ -51,10 +56,28 @@ def wait_port(port, deadline=10.0, proc=None):
 def cpu_ticks(pids):
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # nginx's cache loader exits a minute after start
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total
+
+
+def log_file(tmp, name):
+    """A log file for a server's output, opened for appending (so emptying it works)."""
+    path = os.path.join(tmp, name)
+    logs.append(path)
+    return open(path, "a")
+
+
+def empty_logs():
+    for path in logs:
+        try:
+            os.truncate(path, 0)
+        except OSError:
+            pass
 
 
 def hwm_kib(pid):
@@ -115,10 +138,16 @@ def whoami_count(stats):
         return 0
 
 
-def start_proxy(port, ory_url, log=subprocess.DEVNULL):
-    env = dict(os.environ, RUST_LOG=os.environ.get("PROXY_RUST_LOG", "warn"))
+def start_proxy(port, ory_url, tmp, rust_log=None):
+    """ory-proxy as shipped (its default level, the access log on, stderr to a file), or with
+    `rust_log` as RUST_LOG. PROXY_RUST_LOG overrides both."""
+    env = dict(os.environ)
+    env.pop("RUST_LOG", None)
+    level = os.environ.get("PROXY_RUST_LOG", rust_log)
+    if level:
+        env["RUST_LOG"] = level
     p = spawn([os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port), "http://127.0.0.1:3100"],
-              env=env, stderr=log, stdout=subprocess.DEVNULL)
+              env=env, stderr=log_file(tmp, f"ory-proxy-{port}.log"), stdout=subprocess.DEVNULL)
     wait_port(port, proc=p)
     return p
 
@@ -154,58 +183,182 @@ def port_busy(port):
         return False
 
 
+PROXY_BUFFERS = """      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffer_size 64k;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;"""
+
+
+def start_nginx(tmp, name, upstreams, servers, extra_http=""):
+    """One nginx (master + one worker) with its own prefix; returns its pids (master and
+    children, for the CPU count)."""
+    prefix = os.path.join(tmp, name)
+    os.makedirs(prefix, exist_ok=True)
+    access = "access_log off;" if QUIET else f"access_log {prefix}/access.log combined buffer=64k flush=1s;"
+    if not QUIET:
+        logs.append(f"{prefix}/access.log")
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  {access}
+  upstream app {{ server 127.0.0.1:3100; keepalive 128; }}
+{upstreams}
+{extra_http}
+{servers}
+}}
+""")
+    p = spawn(["nginx", "-c", conf, "-p", prefix])
+    ports = [int(x) for x in re.findall(r"listen 127\.0\.0\.1:(\d+)", servers)]
+    for port in ports:
+        wait_port(port, proc=p)
+    children = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+    return [p.pid] + [int(x) for x in children]
+
+
+def nginx_auth_server(port, ory_upstream, cached):
+    """nginx asking Ory's whoami about every request (auth_request), or keeping whoami's
+    answer for 10 s per session cookie (Kratos forbids caching: its headers are ignored)."""
+    cache = """
+      proxy_cache whoami;
+      proxy_cache_key $cookie_ory_kratos_session;
+      proxy_cache_valid 200 10s;
+      proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;""" if cached else ""
+    return f"""  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      auth_request /.whoami;
+      proxy_pass http://app;
+{PROXY_BUFFERS}
+    }}
+    location = /.whoami {{
+      internal;
+      proxy_pass http://{ory_upstream}/sessions/whoami;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";{cache}
+    }}
+  }}
+"""
+
+
+def ory_upstreams(ory0, ory2):
+    return "\n".join(f"  upstream {name} {{ server {urlsplit(url).netloc}; keepalive 64; }}"
+                     for name, url in (("ory0", ory0), ("ory2", ory2)))
+
+
+def start_caddy(tmp, ory0, ory2):
+    """Caddy's forward_auth to whoami on every request (Debian's caddy package); None when
+    caddy is not installed."""
+    if shutil.which("caddy") is None:
+        print("caddy is not installed (Debian's caddy package): the Caddy forward_auth peer is skipped",
+              flush=True)
+        return None
+    home = os.path.join(tmp, "caddy")
+    os.makedirs(home, exist_ok=True)
+    sites = []
+    for port, ory in ((3230, ory0), (3231, ory2)):
+        log = "" if QUIET else f"""
+  log {{
+    output file {home}/access-{port}.log
+  }}"""
+        if not QUIET:
+            logs.append(f"{home}/access-{port}.log")
+        sites.append(f"""http://127.0.0.1:{port} {{
+  bind 127.0.0.1{log}
+  forward_auth {urlsplit(ory).netloc} {{
+    uri /sessions/whoami
+  }}
+  reverse_proxy 127.0.0.1:3100
+}}
+""")
+    conf = os.path.join(home, "Caddyfile")
+    with open(conf, "w") as f:
+        f.write("{\n  admin off\n  auto_https off\n}\n" + "\n".join(sites))
+    env = dict(os.environ, HOME=home, XDG_DATA_HOME=home, XDG_CONFIG_HOME=home)
+    p = spawn(["caddy", "run", "--config", conf, "--adapter", "caddyfile"], env=env,
+              stdout=subprocess.DEVNULL, stderr=log_file(home, "caddy.log"))
+    for port in (3230, 3231):
+        wait_port(port, proc=p)
+    return p
+
+
 def main():
-    busy = [p for p in (3100, 3200, 3300, 3301, 3310, 3390) if port_busy(p)]
+    global QUIET
+    ap = argparse.ArgumentParser(description="Load benchmark; see bench/README.md")
+    ap.add_argument("--quiet-logs", action="store_true",
+                    help="access logs off everywhere (ory-proxy at RUST_LOG=warn, nginx and Caddy without access_log)")
+    QUIET = ap.parse_args().quiet_logs
+    ports = (3100, 3200, 3210, 3211, 3220, 3221, 3230, 3231, 3300, 3301, 3302, 3310, 3390)
+    busy = [p for p in ports if port_busy(p)]
     if busy:
         sys.exit(f"ports already in use: {busy} (a previous run still alive?)")
     tmp = tempfile.mkdtemp(prefix="ory-proxy-bench-")
+    # nginx's workers run as nobody when started by root: they must reach their cache.
+    os.chmod(tmp, 0o755)
+    TMPDIRS.append(tmp)
     app = spawn([os.path.join(REL, "examples", "bench_app"), "127.0.0.1:3100"], stderr=subprocess.DEVNULL)
     wait_port(3100, proc=app)
     stats0, stats2 = os.path.join(tmp, "ory0"), os.path.join(tmp, "ory2")
     ory0, cookie0 = start_ory(0, stats0)
     ory2, cookie2 = start_ory(2, stats2)
 
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  upstream app {{ server 127.0.0.1:3100; keepalive 128; }}
-  server {{
+    nginx_pids = start_nginx(tmp, "nginx", "", f"""  server {{
     listen 127.0.0.1:3200 backlog=4096;
     location / {{
       proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffer_size 64k;
-      proxy_buffers 16 64k;
-      proxy_busy_buffers_size 128k;
+{PROXY_BUFFERS}
     }}
   }}
-}}
 """)
-    nginx = spawn(["nginx", "-c", conf, "-p", tmp])
-    wait_port(3200, proc=nginx)
-    nginx_pids = [nginx.pid] + [int(x) for x in subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()]
+    # The identity-aware peers: each its own process, on the same core.
+    upstreams = ory_upstreams(ory0, ory2)
+    auth_pids = start_nginx(tmp, "nginx-auth", upstreams,
+                            nginx_auth_server(3210, "ory0", False) + nginx_auth_server(3211, "ory2", False))
+    cache_pids = start_nginx(tmp, "nginx-cache", upstreams,
+                             nginx_auth_server(3220, "ory0", True) + nginx_auth_server(3221, "ory2", True),
+                             f"  proxy_cache_path {tmp}/nginx-cache/whoami keys_zone=whoami:10m inactive=60s;")
+    caddy = start_caddy(tmp, ory0, ory2)
 
     # The stack's floor: actix-web + awc forwarding and nothing else (examples/bench_floor.rs).
     floor = spawn([os.path.join(REL, "examples", "bench_floor"), "127.0.0.1:3310", "http://127.0.0.1:3100"],
                   stderr=subprocess.DEVNULL)
     wait_port(3310, proc=floor)
-    proxy = start_proxy(3300, ory0)
-    proxy2 = start_proxy(3301, ory2)
+    proxy = start_proxy(3300, ory0, tmp, "warn" if QUIET else None)
+    proxy2 = start_proxy(3301, ory2, tmp, "warn" if QUIET else None)
+    # The same build with the access log off, for its cost (as shipped only).
+    quiet = None if QUIET else start_proxy(3302, ory0, tmp, "warn")
 
+    s0, s2 = [f"Cookie: {cookie0}"], [f"Cookie: {cookie2}"]
     scenarios = [
         ("direct", "http://127.0.0.1:3100/", [], [app.pid], None, CONC),
         ("nginx", "http://127.0.0.1:3200/", [], nginx_pids, None, CONC),
         ("floor: actix-web + awc", "http://127.0.0.1:3310/", [], [floor.pid], None, CONC),
         ("ory-proxy anonymous", "http://127.0.0.1:3300/", [], [proxy.pid], None, CONC),
-        ("ory-proxy session (cache hit)", "http://127.0.0.1:3300/", [f"Cookie: {cookie0}"], [proxy.pid], stats0, CONC),
-        ("ory-proxy session, Ory 2 ms away", "http://127.0.0.1:3301/", [f"Cookie: {cookie2}"], [proxy2.pid], stats2, CONC),
+    ]
+    if quiet is not None:
+        scenarios.append(("ory-proxy anonymous, RUST_LOG=warn", "http://127.0.0.1:3302/", [], [quiet.pid], None, CONC))
+    scenarios += [
+        ("ory-proxy session (cache hit)", "http://127.0.0.1:3300/", s0, [proxy.pid], stats0, CONC),
+        ("nginx auth_request, whoami cached 10 s", "http://127.0.0.1:3220/", s0, cache_pids, stats0, CONC),
+        ("nginx auth_request", "http://127.0.0.1:3210/", s0, auth_pids, stats0, CONC),
+    ]
+    if caddy is not None:
+        scenarios.append(("Caddy forward_auth", "http://127.0.0.1:3230/", s0, [caddy.pid], stats0, CONC))
+    scenarios += [
+        ("ory-proxy session, Ory 2 ms away", "http://127.0.0.1:3301/", s2, [proxy2.pid], stats2, CONC),
+        ("nginx auth_request, whoami cached 10 s, Ory 2 ms away", "http://127.0.0.1:3221/", s2, cache_pids, stats2, CONC),
+        ("nginx auth_request, Ory 2 ms away", "http://127.0.0.1:3211/", s2, auth_pids, stats2, CONC),
+    ]
+    if caddy is not None:
+        scenarios.append(("Caddy forward_auth, Ory 2 ms away", "http://127.0.0.1:3231/", s2, [caddy.pid], stats2, CONC))
+    scenarios += [
         ("direct /big", "http://127.0.0.1:3100/big", [], [app.pid], None, BIG_CONC),
         ("nginx /big", "http://127.0.0.1:3200/big", [], nginx_pids, None, BIG_CONC),
         ("floor /big", "http://127.0.0.1:3310/big", [], [floor.pid], None, BIG_CONC),
@@ -215,15 +368,17 @@ http {{
     # Warm-up: connection pools, the session cache, page cache.
     for name, url, headers, pids, stats, conc in scenarios:
         subprocess.run(["wrk", "-t1", "-c8", "-d1s", url] + sum((["-H", h] for h in headers), []), capture_output=True)
+    empty_logs()
     for r in range(ROUNDS):
         for name, url, headers, pids, stats, conc in scenarios:
             c0, w0 = cpu_ticks(pids), whoami_count(stats) if stats else 0
             res = wrk(url, conc, headers)
-            time.sleep(0.3)  # let the stats file catch up
+            time.sleep(1.2)  # let the stats file and the buffered access logs catch up
             c1, w1 = cpu_ticks(pids), whoami_count(stats) if stats else 0
             res["cpu_us"] = (c1 - c0) / CLK * 1e6 / max(res["requests"], 1)
             res["whoami_per_1k"] = (w1 - w0) * 1000 / max(res["requests"], 1) if stats else None
             results[name].append(res)
+            empty_logs()
             print(f"round {r + 1} {name}: {res['rps']:.0f} req/s p50 {res['p50']:.3f} ms p99 {res['p99']:.3f} ms "
                   f"cpu {res['cpu_us']:.1f} us/req errors {res['non2xx']} {res['sockerr']}", flush=True)
 
@@ -265,7 +420,28 @@ http {{
                  f"nginx master+worker {nginx_rss_kib / 1024:.1f} MiB, floor {floor_rss_kib / 1024:.1f} MiB")
     lines.append(f"exec → first 200 (JWT on), median of 5: {startup:.1f} ms")
     lines.append(f"non-2xx responses over all runs: {failed}")
+    lines.append(f"logs: {'off (--quiet-logs)' if QUIET else 'as shipped: ory-proxy at its default level (access log on), nginx access_log buffer=64k flush=1s, Caddy log to a file; all to files'}")
     lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")
+
+    def ratio(a, b, key="rps"):
+        if a not in results or b not in results:
+            return None
+        return med(a, key) / med(b, key)
+
+    lines.append("")
+    lines.append("| target | measured | goal |")
+    lines.append("|---|---|---|")
+    targets = [
+        ("access log on vs RUST_LOG=warn, req/s", ratio("ory-proxy anonymous", "ory-proxy anonymous, RUST_LOG=warn"), ">= 0.95"),
+        ("session (cache hit, Ory 2 ms) vs nginx auth_request cached, req/s",
+         ratio("ory-proxy session, Ory 2 ms away", "nginx auth_request, whoami cached 10 s, Ory 2 ms away"), ">= 1.0"),
+        ("anonymous vs actix-web + awc floor, req/s", ratio("ory-proxy anonymous", "floor: actix-web + awc"), ">= 0.95"),
+        ("session cache hit vs anonymous, req/s", ratio("ory-proxy session (cache hit)", "ory-proxy anonymous"), ">= 0.9"),
+        (f"/big p99 vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big", "p99"), "<= 1.5"),
+        (f"/big req/s vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big"), ">= 1.0"),
+    ]
+    for what, got, goal in targets:
+        lines.append(f"| {what} | {'n/a' if got is None else f'{got:.2f}'} | {goal} |")
 
     def lmed(name, key):
         return statistics.median(r[key] for r in lat[name])
@@ -304,3 +480,5 @@ if __name__ == "__main__":
                 p.wait(timeout=5)
             except Exception:
                 p.kill()
+        for d in TMPDIRS:
+            shutil.rmtree(d, ignore_errors=True)

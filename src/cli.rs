@@ -78,6 +78,10 @@ pub struct Cli {
     #[arg(long)]
     pub rewrite_host: bool,
 
+    /// Log lines as `text` or `json` (one object per line) [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 [default: off]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -145,6 +149,7 @@ impl Cli {
         set("no_jwt", "--no-jwt", on(self.no_jwt));
         set("rewrite_host", "--rewrite-host", on(self.rewrite_host));
         set("log_level", "--debug", self.debug.then(|| "debug".into()));
+        set("log_format", "--log-format", text(&self.log_format));
         set(
             "metrics_listen",
             "--metrics-listen",

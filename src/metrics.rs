@@ -143,6 +143,15 @@ impl Histogram {
     }
 }
 
+/// Log lines lost because the log output did not keep up: process-wide, as the log output is
+/// (the log writer counts here; every proxy's metrics show it).
+static LOG_LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// One log line dropped (see `server::log_sink`).
+pub fn log_line_dropped() {
+    LOG_LINES_DROPPED.fetch_add(1, Relaxed);
+}
+
 /// Everything the proxy counts. One per proxy (tests run several in one process).
 pub struct Metrics {
     started: SystemTime,
@@ -270,6 +279,10 @@ impl Metrics {
             "result",
             ReloadOutcome::ALL.map(|o| (o.label(), load(&self.reloads[o as usize]))),
         )?;
+        writeln!(out, "# HELP ory_proxy_log_lines_dropped_total Log lines dropped because the log output (stderr) did not keep up.")?;
+        writeln!(out, "# TYPE ory_proxy_log_lines_dropped_total counter")?;
+        let dropped = LOG_LINES_DROPPED.load(Relaxed);
+        writeln!(out, "ory_proxy_log_lines_dropped_total {dropped}")?;
         writeln!(out, "# HELP ory_proxy_rewrite_buffer_bytes Bytes of Ory answers held in memory for rewriting now, at most [limits].rewrite_budget.")?;
         writeln!(out, "# TYPE ory_proxy_rewrite_buffer_bytes gauge")?;
         writeln!(
@@ -479,7 +492,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 10, "{described:?}");
+        assert_eq!(described.len(), 11, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }

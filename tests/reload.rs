@@ -518,6 +518,12 @@ fn the_reloads_own_read_does_not_retrigger() {
     let b = Keys::tagged("b");
     save(&s.path, &b.toml(&s.app, ""), SaveStyle::InPlace);
     applies(&s.proxy, &b, &[A]).expect("applied");
+    // Log lines are written a moment after the fact: the reload's own line first.
+    s.proxy
+        .wait_line(Duration::from_secs(10), |l| {
+            l.contains("] reloaded ") && l.contains(": cookies.domain")
+        })
+        .expect("the reload is logged");
     let reloaded = s.proxy.mark();
     std::thread::sleep(Duration::from_secs(1));
     let after: Vec<String> = s.proxy.lines(|_| true).split_off(reloaded);

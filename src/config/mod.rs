@@ -15,6 +15,7 @@ pub mod error;
 pub mod file;
 pub mod keys;
 pub mod layers;
+pub mod log_format;
 pub mod print;
 pub mod settings;
 
@@ -29,6 +30,7 @@ pub use cors_policy::CorsPolicy;
 pub use error::{ConfigError, Origin};
 pub use keys::Tree;
 pub use layers::{EnvLookup, Layered};
+pub use log_format::LogFormat;
 pub use settings::{Fixed, Live, OrySource, Settings, WatchMode};
 
 use crate::cli::Cli;

@@ -83,6 +83,7 @@ pub struct Live {
     pub jwt: JwtLive,
     pub session: SessionLive,
     pub log_level: log::LevelFilter,
+    pub log_format: super::log_format::LogFormat,
     /// Client headers never sent to the app, in any spelling (`strip_request_headers`).
     pub strip_request_headers: HeaderList,
 }
@@ -270,6 +271,9 @@ fn validate_live(c: &Check<'_>, t: &Tree, fixed: &Fixed) -> Result<Live, ConfigE
                 ),
             )
         })?;
+    let log_format = text(&t.log_format)
+        .parse()
+        .map_err(|m| c.err("log_format", m))?;
     let strip_request_headers = HeaderList::parse(&value(&t.strip_request_headers))
         .map_err(|m| c.err("strip_request_headers", m))?;
     Ok(Live {
@@ -283,6 +287,7 @@ fn validate_live(c: &Check<'_>, t: &Tree, fixed: &Fixed) -> Result<Live, ConfigE
         jwt: t.jwt.live(&c.section("jwt"), &fixed.ory_base)?,
         session: t.session.live(&c.section("session"))?,
         log_level,
+        log_format,
         strip_request_headers,
     })
 }

@@ -1,5 +1,6 @@
-//! One access line per request: method, path, status, duration, upstream, auth.
-//! The query is left out: it can carry flow ids and tokens.
+//! One access line per request: method, path, status, duration, upstream, auth. The query is
+//! left out: it can carry flow ids and tokens. The line is formatted on the worker and
+//! written off the request path (see [`super::logging`]).
 
 use std::time::Instant;
 
@@ -41,14 +42,16 @@ impl Line {
             upstream: "proxy",
             auth: "off",
         });
-        log::info!(
-            target: TARGET,
-            "{} {} {status} {:.3}ms upstream={} auth={}",
-            self.method,
-            self.path,
-            self.start.elapsed().as_secs_f64() * 1000.0,
-            tag.upstream,
-            tag.auth
+        super::logging::access(
+            TARGET,
+            &super::logging::Access {
+                method: self.method.as_str(),
+                path: &self.path,
+                status,
+                duration: self.start.elapsed(),
+                upstream: tag.upstream,
+                auth: tag.auth,
+            },
         );
     }
 }

@@ -14,43 +14,67 @@ pub struct BannerFacts<'a> {
     pub config_file: Option<&'a Path>,
 }
 
-pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
+/// The banner's facts, in order, as (name, value).
+fn rows(s: &Settings, facts: &BannerFacts<'_>) -> Vec<(&'static str, String)> {
     let (f, l) = (&*s.fixed, &*s.live);
+    let mut rows = vec![
+        ("listening", format!("http://{}", facts.listen)),
+        ("application", f.app_origin.clone()),
+        ("ory", ory_line(f)),
+        (
+            "jwt",
+            match facts.jwt {
+                Some(kid) => format!(
+                    "on, ES256 key id {kid}, JWKS at {}/.ory/jwks.json",
+                    f.publish_origin
+                ),
+                None => "off (--no-jwt)".into(),
+            },
+        ),
+        (
+            "config",
+            match (facts.config_file, f.watch) {
+                (Some(p), WatchMode::Off) => format!("{} (not watched)", p.display()),
+                (Some(p), _) => format!("{} (watched for changes)", p.display()),
+                (None, _) => "none (flags and defaults)".into(),
+            },
+        ),
+    ];
+    if let Some(m) = facts.metrics {
+        rows.push(("metrics", format!("http://{m}/metrics")));
+    }
+    rows.push(("cors", cors_line(f, l)));
+    rows.push(("version", crate::version::LONG.to_string()));
+    rows
+}
+
+/// The banner as text, for a terminal.
+pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
     let mut b = String::new();
     let _ = writeln!(
         b,
         "\nTo access your application via the Ory Proxy, open:\n\n\t{}\n",
-        f.publish_origin
+        s.fixed.publish_origin
     );
-    let _ = writeln!(b, "  listening    http://{}", facts.listen);
-    let _ = writeln!(b, "  application  {}", f.app_origin);
-    let _ = writeln!(b, "  ory          {}", ory_line(f));
-    let _ = writeln!(
-        b,
-        "  jwt          {}",
-        match facts.jwt {
-            Some(kid) => format!(
-                "on, ES256 key id {kid}, JWKS at {}/.ory/jwks.json",
-                f.publish_origin
-            ),
-            None => "off (--no-jwt)".into(),
-        }
-    );
-    let _ = writeln!(
-        b,
-        "  config       {}",
-        match (facts.config_file, f.watch) {
-            (Some(p), WatchMode::Off) => format!("{} (not watched)", p.display()),
-            (Some(p), _) => format!("{} (watched for changes)", p.display()),
-            (None, _) => "none (flags and defaults)".into(),
-        }
-    );
-    if let Some(m) = facts.metrics {
-        let _ = writeln!(b, "  metrics      http://{m}/metrics");
+    for (name, value) in rows(s, facts) {
+        let _ = writeln!(b, "  {name:<12} {value}");
     }
-    let _ = writeln!(b, "  cors         {}", cors_line(f, l));
-    let _ = writeln!(b, "  version      {}", crate::version::LONG);
     b
+}
+
+/// The banner as one JSON log record: `msg` says where to open the app, one key per fact
+/// (`publish_url`, `listening`, `application`, `ory`, `jwt`, `config`, `metrics`, `cors`,
+/// `version`).
+pub fn banner_json(s: &Settings, facts: &BannerFacts<'_>) -> String {
+    let publish = &s.fixed.publish_origin;
+    let mut fields = vec![("publish_url", publish.clone())];
+    fields.extend(rows(s, facts));
+    super::logging::json_record(
+        log::Level::Info,
+        "ory_proxy::banner",
+        &format!("To access your application via the Ory Proxy, open {publish}"),
+        &fields,
+    )
 }
 
 fn ory_line(f: &Fixed) -> String {

@@ -6,6 +6,8 @@ pub mod banner;
 mod edge;
 pub mod limits;
 pub mod local_routes;
+pub mod log_sink;
+pub mod logging;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
@@ -238,6 +240,7 @@ impl Proxy {
             .transpose()?;
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
+        logging::set_format(settings.live.log_format);
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
         let state = shared_state(fixed, &live, metrics_addr)?;
         let listeners = std::iter::once(listener).chain(metrics_listener);
@@ -313,45 +316,13 @@ impl Proxy {
                         _ = graceful => return,
                     };
                     log::warn!("second signal: stopping now, requests in flight are cut");
+                    logging::flush(logging::FLUSH_LIMIT);
                     std::process::exit(code);
                 });
             }
         }
         self.server.await
     }
-}
-
-fn init_logging(debug: bool) {
-    let mut b = env_logger::Builder::new();
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
-        crate::config::log_level_owned_by_env();
-    } else {
-        // The proxy's own level is set (and reloaded) through log::set_max_level; libraries
-        // stay at info so --debug shows the proxy's decisions, not every socket poll.
-        b.filter_level(log::LevelFilter::Trace);
-        for noisy in [
-            "actix_server",
-            "actix_http",
-            "awc",
-            "rustls",
-            "mio",
-            "h2",
-            "notify",
-            "actix_rt",
-        ] {
-            b.filter_module(noisy, log::LevelFilter::Info);
-        }
-    }
-    b.format_timestamp_millis();
-    let _ = b.try_init();
-    // try_init set the max level from the filter; without RUST_LOG the filter is wide open
-    // and the level comes from here (and later from proxy.toml).
-    crate::config::apply_log_level(if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    });
 }
 
 fn open_browser(url: &str) {
@@ -367,15 +338,19 @@ fn open_browser(url: &str) {
         .spawn()
         .is_err()
     {
-        eprintln!(
-            "Unable to automatically open the proxy URL in your browser. Please open it manually!"
+        // In order with the log lines, and never blocking on a stuck stderr.
+        logging::print(
+            "Unable to automatically open the proxy URL in your browser. Please open it manually!\n",
+            logging::FLUSH_LIMIT,
         );
     }
 }
 
 /// The binary's whole life: returns the process exit code.
 pub fn main_with(cli: Cli) -> ExitCode {
-    init_logging(cli.debug);
+    logging::init(cli.debug);
+    // Every way out of here writes the last log lines first.
+    let _flush = logging::FlushOnExit;
     limits::raise_nofile_limit();
     for warning in cli.ignored_flag_warnings() {
         log::warn!("{warning}");
@@ -393,6 +368,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
+                logging::flush(logging::FLUSH_LIMIT);
                 eprintln!("ory-proxy: invalid configuration: {e}");
                 ExitCode::from(1)
             }
@@ -439,17 +415,22 @@ pub fn main_with(cli: Cli) -> ExitCode {
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
-        eprint!("{}", banner::banner(&proxy.settings, &facts));
+        let banner = match logging::format() {
+            logging::LogFormat::Text => banner::banner(&proxy.settings, &facts),
+            logging::LogFormat::Json => banner::banner_json(&proxy.settings, &facts),
+        };
+        logging::print(&banner, logging::FLUSH_LIMIT);
         if open {
             open_browser(&proxy.settings.fixed.publish_origin);
         }
         proxy.run().await?;
-        eprintln!("ory-proxy: stopped");
+        logging::print("ory-proxy: stopped\n", logging::FLUSH_LIMIT);
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            logging::flush(logging::FLUSH_LIMIT);
             eprintln!("ory-proxy: {e}");
             ExitCode::from(e.exit_code())
         }

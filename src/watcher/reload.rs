@@ -292,6 +292,7 @@ impl Actor {
         self.broken = false;
         let old_level = self.live.snapshot().log_level;
         let new_level = live.log_level;
+        live.log_format.set_current();
         self.live.store(live);
         crate::config::apply_log_level(new_level);
         // At the more verbose of the two levels, so the line that announces a quieter level is

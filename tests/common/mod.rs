@@ -226,6 +226,8 @@ pub struct Proxy {
 
 /// The start of the banner line that names the port.
 const BANNER: &str = "  listening    http://";
+/// The same in the JSON banner record.
+const JSON_BANNER: &str = "\"listening\":\"http://";
 
 impl Proxy {
     /// `Proxy::to(app_url)`: a builder with Ory unreachable unless [`ProxyBuilder::ory`] is
@@ -317,8 +319,17 @@ impl Proxy {
         };
         // `http://[::]:PORT` (dual stack) or `http://0.0.0.0:PORT`.
         let port = proxy
-            .wait_line(START_DEADLINE, |l| l.starts_with(BANNER))
-            .and_then(|l| l.rsplit(':').next()?.trim().parse::<u16>().ok());
+            .wait_line(START_DEADLINE, |l| {
+                l.starts_with(BANNER) || l.contains(JSON_BANNER)
+            })
+            .and_then(|l| {
+                // With `log_format = "json"` the banner is one record.
+                let listening = match serde_json::from_str::<serde_json::Value>(&l) {
+                    Ok(v) => v["listening"].as_str()?.to_string(),
+                    Err(_) => l,
+                };
+                listening.rsplit(':').next()?.trim().parse::<u16>().ok()
+            });
         match port {
             Some(port) => proxy.port = port,
             None => panic!(
@@ -424,7 +435,8 @@ impl Proxy {
             self.logs()
         );
         assert_eq!(
-            self.lines(|l| l.starts_with("  listening    ")).len(),
+            self.lines(|l| l.starts_with(BANNER) || l.contains(JSON_BANNER))
+                .len(),
             1,
             "the proxy restarted"
         );

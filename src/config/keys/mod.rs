@@ -57,6 +57,8 @@ pub struct Tree {
     pub watch: Option<String>,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: Option<String>,
+    /// `text` (`[time LEVEL target] message`) or `json` (one object per line).
+    pub log_format: Option<String>,
     /// Address of a separate listener serving Prometheus metrics at `/metrics`; `""` = none.
     pub metrics_listen: Option<String>,
     /// Client request headers never sent to the app, in any spelling; a trailing `*` matches
@@ -79,7 +81,7 @@ pub struct Tree {
 }
 
 /// The top-level keys a reload applies without a restart.
-const LIVE: &[&str] = &["log_level", "strip_request_headers"];
+const LIVE: &[&str] = &["log_level", "log_format", "strip_request_headers"];
 
 /// Each section with the keys of it that reload live.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -119,6 +121,7 @@ impl Tree {
             ca_file: empty(),
             watch: Some("auto".into()),
             log_level: Some("info".into()),
+            log_format: Some("text".into()),
             metrics_listen: empty(),
             strip_request_headers: Some(crate::header_names::HeaderList::default_list()),
             cookies: CookiesSection::defaults(),

@@ -1,0 +1,434 @@
+//! The logging front: env_logger decides what is logged (`RUST_LOG`, the live level), this
+//! module formats the records (text, as env_logger's default format, or one JSON object per
+//! line) on the thread that logs, and [`log_sink`](super::log_sink) writes them off that
+//! thread.
+//!
+//! The records are formatted here rather than by env_logger's own formatter because its
+//! output to anything but stderr goes through a process-wide mutex, a fresh allocation and an
+//! escape-code filter per record (measured in `bench/log.rs`); its filter is kept as it is.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use log::{Level, Log, Metadata, Record};
+
+use super::log_sink::LogSink;
+
+/// How long start-up (before the banner) and shutdown wait for the log lines so far to be
+/// written: the output may be stuck, and a stuck stderr must not keep the proxy from exiting.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(2);
+
+pub use crate::config::LogFormat;
+
+/// Whether the level is coloured (stderr is a terminal), as env_logger does.
+static COLOR: AtomicBool = AtomicBool::new(false);
+static SINK: OnceLock<LogSink> = OnceLock::new();
+
+/// Switches the format of the lines logged from now on (live).
+pub fn set_format(f: LogFormat) {
+    f.set_current();
+}
+
+pub fn format() -> LogFormat {
+    LogFormat::current()
+}
+
+/// Installs the logger: `RUST_LOG` if set, else the proxy at `--debug`'s or the default level
+/// and chatty libraries at info.
+pub fn init(debug: bool) {
+    let stderr = std::io::stderr();
+    COLOR.store(stderr.is_terminal(), Relaxed);
+    init_with_output(debug, Box::new(stderr));
+}
+
+/// [`init`] writing to `out` (the log benchmark), without colours.
+pub fn init_with_output(debug: bool, out: Box<dyn std::io::Write + Send>) {
+    let mut b = env_logger::Builder::new();
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+        crate::config::log_level_owned_by_env();
+    } else {
+        // The proxy's own level is set (and reloaded) through log::set_max_level; libraries
+        // stay at info so --debug shows the proxy's decisions, not every socket poll.
+        b.filter_level(log::LevelFilter::Trace);
+        for noisy in [
+            "actix_server",
+            "actix_http",
+            "awc",
+            "rustls",
+            "mio",
+            "h2",
+            "notify",
+            "actix_rt",
+        ] {
+            b.filter_module(noisy, log::LevelFilter::Info);
+        }
+    }
+    let filter = b.build();
+    let max = filter.filter();
+    // Without a thread for the writer, lines go straight to stderr (see `send`).
+    if let Ok(sink) = LogSink::start(out, drop_warning) {
+        let _ = SINK.set(sink);
+    }
+    if log::set_boxed_logger(Box::new(Front { filter })).is_ok() {
+        log::set_max_level(max);
+    }
+    // Without RUST_LOG the filter is wide open and the level comes from here (and later from
+    // proxy.toml).
+    crate::config::apply_log_level(if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
+}
+
+/// Writes every line logged so far, waiting at most `limit`; for start-up (before the banner)
+/// and shutdown.
+pub fn flush(limit: Duration) {
+    if let Some(sink) = SINK.get() {
+        sink.flush(limit);
+    }
+}
+
+/// Writes `text` as it is (the banner, the last words), in order with the log lines and
+/// without ever blocking on a stuck output; then waits up to `limit` for it to be written.
+pub fn print(text: &str, limit: Duration) {
+    send(text.as_bytes());
+    flush(limit);
+}
+
+/// Flushes the log when dropped: held for the life of `main_with`, so that every way out
+/// writes the last lines.
+pub struct FlushOnExit;
+
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        flush(FLUSH_LIMIT);
+    }
+}
+
+/// The installed logger: env_logger's filter, this module's formats, the sink.
+struct Front {
+    filter: env_logger::Logger,
+}
+
+impl Log for Front {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filter.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if self.filter.matches(record) {
+            emit(record.level(), record.target(), |buf| {
+                let _ = write!(buf, "{}", record.args());
+            });
+        }
+    }
+
+    fn flush(&self) {
+        flush(FLUSH_LIMIT);
+    }
+}
+
+/// The fields of one access line.
+pub struct Access<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+    pub upstream: &'a str,
+    pub auth: &'a str,
+}
+
+/// Writes an access line under `target` at info level (the caller checked that it is on).
+pub fn access(target: &str, a: &Access<'_>) {
+    with_line(|line, scratch| {
+        match format() {
+            LogFormat::Text => {
+                text_header(line, Level::Info, target);
+                let _ = write!(line, "{} {} {} ", a.method, a.path, a.status);
+                millis(line, a.duration);
+                let _ = write!(line, "ms upstream={} auth={}", a.upstream, a.auth);
+            }
+            LogFormat::Json => {
+                let _ = write!(scratch, "{} {} {}", a.method, a.path, a.status);
+                json_header(line, Level::Info, target, scratch);
+                json_field(line, "method", a.method);
+                json_field(line, "path", a.path);
+                let _ = write!(line, ",\"status\":{},\"duration_ms\":", a.status);
+                millis(line, a.duration);
+                json_field(line, "upstream", a.upstream);
+                json_field(line, "auth", a.auth);
+                line.push('}');
+            }
+        }
+        line.push('\n');
+    });
+}
+
+/// `12.345`: milliseconds with three decimals, in integer arithmetic (float formatting with
+/// a precision costs about a tenth of the whole line).
+fn millis(line: &mut String, d: Duration) {
+    let micros = d.as_micros();
+    let _ = write!(line, "{}.{:03}", micros / 1000, micros % 1000);
+}
+
+/// Formats one record with its message written by `msg`, and hands it to the sink.
+fn emit(level: Level, target: &str, msg: impl FnOnce(&mut String)) {
+    with_line(|line, scratch| {
+        match format() {
+            LogFormat::Text => {
+                text_header(line, level, target);
+                let start = line.len();
+                msg(line);
+                indent_continuations(line, start);
+            }
+            LogFormat::Json => {
+                msg(scratch);
+                json_header(line, level, target, scratch);
+                line.push('}');
+            }
+        }
+        line.push('\n');
+    });
+}
+
+/// Runs `f` with this thread's (cleared) line and scratch buffers, then sends the line.
+fn with_line(f: impl FnOnce(&mut String, &mut String)) {
+    thread_local! {
+        static BUFS: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+    }
+    let mut f = Some(f);
+    let mut run = |bufs: &mut (String, String)| {
+        let Some(f) = f.take() else { return };
+        bufs.0.clear();
+        bufs.1.clear();
+        f(&mut bufs.0, &mut bufs.1);
+        send(bufs.0.as_bytes());
+        // A record far larger than usual does not keep its memory on every thread.
+        if bufs.0.capacity() > 64 * 1024 {
+            *bufs = Default::default();
+        }
+    };
+    let done = BUFS
+        .try_with(|b| match b.try_borrow_mut() {
+            Ok(mut b) => {
+                run(&mut b);
+                true
+            }
+            // Re-entered (a message's Display logged): fresh buffers below.
+            Err(_) => false,
+        })
+        .unwrap_or(false);
+    if !done {
+        run(&mut Default::default());
+    }
+}
+
+fn send(line: &[u8]) {
+    match SINK.get() {
+        Some(sink) => sink.line(line),
+        // Before init (or without a sink): straight to stderr.
+        None => {
+            let _ = std::io::stderr().write_all(line);
+        }
+    }
+}
+
+/// Appends the current time as `2026-01-02T03:04:05.678Z` (RFC 3339, UTC, milliseconds, as
+/// env_logger writes it). The part up to the second is formatted once per second per thread.
+fn timestamp(line: &mut String) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let since = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, ms) = (since.as_secs(), since.subsec_millis());
+    let cached = SECOND.try_with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return false;
+        };
+        if c.0 != secs {
+            let whole = humantime::format_rfc3339_seconds(now).to_string();
+            // `…:05Z` → `…:05.`
+            c.1 = whole.trim_end_matches('Z').to_string() + ".";
+            c.0 = secs;
+        }
+        line.push_str(&c.1);
+        true
+    });
+    if cached.unwrap_or(false) {
+        let _ = write!(line, "{ms:03}Z");
+    } else {
+        let _ = write!(line, "{}", humantime::format_rfc3339_millis(now));
+    }
+}
+
+/// `[2026-01-02T03:04:05.678Z INFO  target] `, as env_logger's default format writes it.
+fn text_header(line: &mut String, level: Level, target: &str) {
+    let mut time = String::with_capacity(24);
+    timestamp(&mut time);
+    if COLOR.load(Relaxed) {
+        let color = match level {
+            Level::Error => "31",
+            Level::Warn => "33",
+            Level::Info => "32",
+            Level::Debug => "34",
+            Level::Trace => "36",
+        };
+        let _ = write!(
+            line,
+            "\x1b[2m[\x1b[0m{time} \x1b[{color}m{level:<5}\x1b[0m {target}\x1b[2m]\x1b[0m "
+        );
+    } else {
+        let _ = write!(line, "[{time} {level:<5} {target}] ");
+    }
+}
+
+/// Indents the message's later lines by four spaces, as env_logger does, so that a
+/// multi-line message stays visibly one record.
+fn indent_continuations(line: &mut String, start: usize) {
+    if line[start..].contains('\n') {
+        let indented = line[start..].replace('\n', "\n    ");
+        line.truncate(start);
+        line.push_str(&indented);
+    }
+}
+
+/// `{"time":…,"level":…,"target":…,"msg":…` (the caller adds further fields and the `}`).
+fn json_header(line: &mut String, level: Level, target: &str, msg: &str) {
+    line.push_str("{\"time\":\"");
+    timestamp(line);
+    let _ = write!(line, "\",\"level\":\"{level}\"");
+    json_field(line, "target", target);
+    json_field(line, "msg", msg);
+}
+
+/// `,"key":"value"` with the value escaped.
+fn json_field(line: &mut String, key: &str, value: &str) {
+    line.push_str(",\"");
+    line.push_str(key);
+    line.push_str("\":");
+    json_string(line, value);
+}
+
+fn json_string(line: &mut String, s: &str) {
+    line.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(line, "\\u{:04x}", c as u32);
+            }
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+}
+
+/// One JSON record (with its newline) with string `fields` after the usual ones.
+pub fn json_record(level: Level, target: &str, msg: &str, fields: &[(&str, String)]) -> String {
+    let mut line = String::new();
+    json_header(&mut line, level, target, msg);
+    for (k, v) in fields {
+        json_field(&mut line, k, v);
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// The line written once when the output first lost lines.
+fn drop_warning(n: u64) -> Vec<u8> {
+    let mut line = String::new();
+    let target = "ory_proxy::log";
+    let msg = format!(
+        "the log output (stderr) is not keeping up: {n} log lines dropped so far (see ory_proxy_log_lines_dropped_total)"
+    );
+    match format() {
+        LogFormat::Text => {
+            text_header(&mut line, Level::Warn, target);
+            line.push_str(&msg);
+        }
+        LogFormat::Json => {
+            json_header(&mut line, Level::Warn, target, &msg);
+            line.push('}');
+        }
+    }
+    line.push('\n');
+    line.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_what_json_requires() {
+        let mut s = String::new();
+        json_string(&mut s, "a\"b\\c\nd\u{1}é\u{7f}");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é\u007f""#);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v, "a\"b\\c\nd\u{1}é\u{7f}");
+    }
+
+    #[test]
+    fn a_json_header_parses_with_its_fields() {
+        let mut s = String::new();
+        json_header(
+            &mut s,
+            Level::Warn,
+            "ory_proxy::x",
+            "multi\nline \"quoted\"",
+        );
+        json_field(&mut s, "path", "/a\"b");
+        s.push('}');
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["target"], "ory_proxy::x");
+        assert_eq!(v["msg"], "multi\nline \"quoted\"");
+        assert_eq!(v["path"], "/a\"b");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_millis_and_match_humantime() {
+        let before = SystemTime::now();
+        let mut s = String::new();
+        timestamp(&mut s);
+        timestamp(&mut s);
+        let (a, b) = s.split_at(s.len() / 2);
+        for t in [a, b] {
+            assert_eq!(t.len(), "2026-01-02T03:04:05.678Z".len(), "{t}");
+            let parsed = humantime::parse_rfc3339(t).unwrap();
+            let lag = parsed.duration_since(before - Duration::from_millis(1));
+            assert!(lag.is_ok_and(|d| d < Duration::from_secs(5)), "{t}");
+        }
+    }
+
+    #[test]
+    fn durations_have_three_decimals() {
+        let mut s = String::new();
+        millis(&mut s, Duration::from_micros(12_345));
+        s.push(' ');
+        millis(&mut s, Duration::from_micros(7));
+        assert_eq!(s, "12.345 0.007");
+    }
+
+    #[test]
+    fn text_continuation_lines_are_indented() {
+        let mut s = String::from("[h] ");
+        s.push_str("one\ntwo");
+        indent_continuations(&mut s, 4);
+        assert_eq!(s, "[h] one\n    two");
+    }
+}
