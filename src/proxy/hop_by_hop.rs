@@ -1,5 +1,11 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, so the proxy drops
 //! them in both directions, together with every header a `Connection` header names.
+//!
+//! `Expect` is treated as one of them: it is an expectation of the hop that receives it, and
+//! the proxy is that hop (actix-web answers `100-continue` to the client itself). Relayed, the
+//! upstream client would hold the body back until the app sent `100 Continue`; an app that
+//! never does (HTTP/1.0 servers, Python's `http.server`, an expectation it does not know) and
+//! the client would then wait on each other for ever, holding the connection.
 
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 
@@ -12,6 +18,7 @@ const HOP_BY_HOP: &[HeaderName] = &[
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
     header::PROXY_AUTHENTICATE,
+    header::EXPECT,
 ];
 
 /// Names listed in every `Connection` header value, lowercase.
