@@ -321,3 +321,19 @@ async fn a_request_that_never_ends_delays_shutdown_by_the_grace_only() {
     assert!(took < Duration::from_secs(20), "exited after {took:?}");
     assert!(status.code().is_some(), "killed by a signal: {status:?}");
 }
+
+/// Without a config file there is nothing to reload, but SIGHUP (`systemctl reload`, a
+/// habitual `kill -HUP`) must not kill the daemon, whose default action it is.
+#[test]
+fn sighup_without_a_config_file_is_logged_not_fatal() {
+    let app = FakeApp::start();
+    let mut proxy = Proxy::to(&app.url()).start();
+    let mark = proxy.mark();
+    proxy.signal("HUP");
+    proxy
+        .wait_line_after(mark, Duration::from_secs(5), |l| {
+            l.contains("SIGHUP: no proxy.toml")
+        })
+        .expect("SIGHUP is answered with a line");
+    proxy.assert_alive();
+}

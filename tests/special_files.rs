@@ -282,3 +282,43 @@ fn a_key_planted_in_a_writable_keys_file_is_never_published() {
     assert_eq!(kid_of(&p), kid);
     p.assert_alive();
 }
+
+/// A keys file refused for its mode is read again once the operator fixes the mode: `chmod`
+/// changes neither its modification time nor its length, so a stamp of those two alone left
+/// the instance on its old key for good while other instances signed with the new one.
+#[test]
+fn a_keys_file_refused_for_its_mode_is_adopted_once_the_mode_is_fixed() {
+    let app = FakeApp::start();
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("keys");
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o700);
+    let other = base.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    chmod(&other, 0o700);
+    let (rotated, rotated_kid) = made_keys_file(&other, &app);
+
+    let (keys, kid) = made_keys_file(&dir, &app);
+    let config = write_keys_config(&dir, &keys);
+    let mut p = Proxy::to(&app.url()).flags(&["-c", &config]).start();
+    assert_eq!(kid_of(&p), kid);
+
+    let mark = p.mark();
+    let tmp = dir.join("rotated.tmp");
+    std::fs::copy(&rotated, &tmp).unwrap();
+    chmod(&tmp, 0o666);
+    std::fs::rename(&tmp, &keys).unwrap();
+    p.wait_line_after(mark, NOTICE, |l| l.contains(" ERROR "))
+        .unwrap_or_else(|| panic!("no error about the writable file; stderr:\n{}", p.logs()));
+    chmod(&keys, 0o600);
+    let deadline = std::time::Instant::now() + NOTICE;
+    while kid_of(&p) != rotated_kid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fixed keys file was never adopted; stderr:\n{}",
+            p.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p.assert_alive();
+}

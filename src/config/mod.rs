@@ -68,7 +68,11 @@ impl Loader {
     /// A loader over the process environment, captured once. Warns about `ORY_PROXY_*`
     /// variables that name no key.
     pub fn from_process(cli: Cli) -> Self {
-        let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+        // `vars_os`: a variable that is not UTF-8 (any process may set one) is skipped, where
+        // `vars` would panic.
+        let vars: std::collections::HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
         for name in env::unknown_env_vars(vars.keys().map(String::as_str)) {
             log::warn!("{name} is not a setting and is ignored (see config/proxy.toml for the keys; `jwt.ttl` is ORY_PROXY_JWT__TTL)");
         }

@@ -64,10 +64,23 @@ pub(super) fn write_keys_file(
     written.map_err(|e| err(format!("cannot write: {e}")))
 }
 
-/// The keys file's identity, to notice another instance's write.
-pub(super) fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// The keys file's identity, to notice another instance's write: its modification time and
+/// length, and (on Unix) its change time, which also moves on `chmod`/`chown`, so that a file
+/// refused for its mode is read again once the operator fixes the mode.
+pub(super) type Stamp = (SystemTime, u64, i64);
+
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    #[cfg(unix)]
+    let changed = {
+        use std::os::unix::fs::MetadataExt as _;
+        m.ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.ctime_nsec())
+    };
+    #[cfg(not(unix))]
+    let changed = 0;
+    Some((m.modified().ok()?, m.len(), changed))
 }
 
 /// Reads the keys file; `Ok(None)` when it does not exist. Its first key signs; the others

@@ -62,7 +62,7 @@ const KEYS_FILE_POLL: Duration = Duration::from_secs(2);
 struct KeyActor {
     file: Option<PathBuf>,
     /// mtime and length of the keys file as last read or written.
-    file_stamp: Option<(SystemTime, u64)>,
+    file_stamp: Option<file::Stamp>,
     signing: EcKey,
     retired: Vec<Retired>,
     ring: Arc<ArcSwap<KeyRing>>,

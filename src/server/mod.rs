@@ -394,6 +394,20 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 None
             }
         };
+        // Without a config file there is no watcher to own SIGHUP, and the signal's default
+        // action would kill the daemon (`systemctl reload`, a habitual `kill -HUP`).
+        #[cfg(unix)]
+        if _watcher.is_none() {
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                actix_web::rt::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        log::info!("SIGHUP: no proxy.toml in use, nothing to reload");
+                    }
+                });
+            }
+        }
         #[cfg(unix)]
         if proxy.sessions().is_none() {
             // With keys, the key actor owns SIGUSR1 (rotation). Without, the signal's default
