@@ -322,3 +322,20 @@ fn a_keys_file_refused_for_its_mode_is_adopted_once_the_mode_is_fixed() {
     }
     p.assert_alive();
 }
+
+/// `ca_file` is read like the other operator files: a FIFO there (nothing writing to it) is a
+/// clear error at start, not a start-up that hangs in `open`.
+#[test]
+fn a_fifo_as_ca_file_is_an_error_not_a_hang() {
+    let app = FakeApp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pem");
+    mkfifo(&fifo);
+    let out = common::run_cli(
+        &["--sdk-url", NO_ORY, &app.url()],
+        &[("ORY_PROXY_CA_FILE", fifo.to_str().unwrap())],
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("regular file"), "{}", out.stderr);
+}

@@ -64,6 +64,9 @@ pub fn base_roots(system: Vec<CertificateDer<'static>>) -> (RootCertStore, Base)
     (roots, Base::Bundled)
 }
 
+/// The most read of `ca_file`: a system bundle with every public root is about 200 KiB.
+const CA_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Appends every PEM certificate of `path`; none, or an unreadable file, is an error.
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsSetupError> {
     let shown = path.display().to_string();
@@ -71,8 +74,15 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsSetupErr
         path: shown.clone(),
         message: e.to_string(),
     };
+    // Read like the other operator files: regular files only, bounded, `open` never blocks.
+    let bytes = crate::file_read::read(path, CA_FILE_MAX_BYTES, crate::file_read::Accept::Regular)
+        .map_err(|e| TlsSetupError::CaFile {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?
+        .bytes;
     let mut added = 0;
-    for cert in CertificateDer::pem_file_iter(path).map_err(ca_error)? {
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
         roots.add(cert.map_err(ca_error)?)?;
         added += 1;
     }
