@@ -535,7 +535,8 @@ async fn a_hung_ory_is_probed_not_waited_for_by_every_request() {
     ory.set_whoami_delay(Duration::from_secs(30));
 
     // Three misses, 300 ms apart: each waits for the whoami timeout and goes on anonymous; their
-    // failures span 600 ms, which opens the breaker.
+    // failures span 600 ms, so the proxy asks Ory itself with a whoami without credentials,
+    // which hangs too (a real outage): the breaker opens.
     let misses = first.iter().enumerate().map(|(i, s)| {
         let proxy = &proxy;
         async move {
@@ -548,24 +549,28 @@ async fn a_hung_ory_is_probed_not_waited_for_by_every_request() {
     }
     wait_log(&proxy, "Ory failed 3 times in a row", 1).await;
     let calls = ory.whoami_calls();
-    // Right after, another session's miss does not ask the hung Ory again, nor wait.
+    // Right after, other sessions' misses do not ask the hung Ory, nor wait; the proxy's own
+    // probe (at most one a second, one at a time) is the only whoami sent.
     let asked = Instant::now();
-    let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
-    assert_anonymous(&e, "Ory hangs");
+    for _ in 0..5 {
+        let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
+        assert_anonymous(&e, "Ory hangs");
+    }
     assert!(
         asked.elapsed() < Duration::from_secs(4),
         "{:?}",
         asked.elapsed()
     );
-    assert_eq!(
-        ory.whoami_calls(),
-        calls,
-        "a miss waited for the hung Ory while the breaker was open"
+    assert!(
+        ory.whoami_calls() <= calls + 1,
+        "misses asked the hung Ory while the breaker was open: {} calls after {calls}",
+        ory.whoami_calls()
     );
 
-    // Ory answers again: the next probe finds it and sessions are recognised.
+    // Ory answers again: the next probe finds it, closes the breaker, and sessions are
+    // recognised.
     ory.set_whoami_delay(Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let e = echo_via(&proxy, "/echo", &[("cookie", &b.cookie)]).await;
         if jwt_of(&e).is_some() {

@@ -327,6 +327,71 @@ async fn concurrent_hostile_clients_never_make_a_signed_in_request_anonymous() {
     );
 }
 
+/// A client that can make Ory fail for its own credential (a cookie a database-backed Ory
+/// answers with a 500) hammers from several threads while signed-in users keep browsing with
+/// every request a cache miss. Ory answers a whoami without credentials all along, so the
+/// breaker never opens: not one signed-in request reaches the app without its JWT.
+#[actix_web::test]
+async fn clients_failing_ory_for_their_own_credentials_never_open_the_breaker() {
+    let ory = FakeOry::start();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url())
+        .ory(&ory.url())
+        .toml("[session]\ncache_ttl = \"0s\"\n")
+        .start();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for i in 0..4 {
+        // Distinct credentials per thread: no single-flight joins them into one call.
+        let values: Vec<String> = (0..3).map(|j| format!("evil-5xx-{i}-{j}")).collect();
+        for (j, v) in values.iter().enumerate() {
+            ory.answer(v, Answer::Status(if j == 2 { 503 } else { 500 }));
+        }
+        let stop = stop.clone();
+        let addr = proxy.addr();
+        attackers.push(std::thread::spawn(move || {
+            let mut conn = common::Conn::new(addr);
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = conn.get("/attack", &[("cookie", &cookie(&values[n % values.len()]))]);
+                n += 1;
+            }
+            n
+        }));
+    }
+    // Users browse at a human pace: between their requests, only the attacker's failures reach
+    // Ory, well over the breaker's trip span.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut legit, mut anonymous) = (0, 0);
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let user = format!("{LEGIT_PREFIX}{}", legit % 3);
+        let e = echo_via(&proxy, "/browse", &[("cookie", &cookie(&user))]).await;
+        match jwt_sub(&e) {
+            Some(sub) => assert_eq!(sub, user),
+            None => anonymous += 1,
+        }
+        legit += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let attacks: usize = attackers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(attacks > 50, "the attack did not run ({attacks} requests)");
+    assert!(legit >= 5, "only {legit} signed-in requests");
+    let logs = proxy.logs();
+    assert!(
+        logs.contains("cannot check sessions with Ory"),
+        "the 5xx answers were not seen as failures:\n{logs}"
+    );
+    assert_eq!(
+        anonymous, 0,
+        "{anonymous} of {legit} signed-in requests went without a JWT during {attacks} failing ones:\n{logs}"
+    );
+    assert!(
+        !logs.contains("fails a whoami without credentials too"),
+        "the breaker opened:\n{logs}"
+    );
+}
+
 /// One 5xx, or one hung whoami, is one failure: the next signed-in request still asks Ory.
 #[actix_web::test]
 async fn a_single_ory_failure_does_not_make_the_next_user_anonymous() {

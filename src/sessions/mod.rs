@@ -9,8 +9,8 @@
 //! Per credential: at most one whoami per `cache_ttl`, never past the session's `expires_at`;
 //! "no session" answers are cached too (an expired cookie must not hammer Ory): 401/403 and
 //! other 4xx for `cache_ttl`, a 429 for at most [`THROTTLED_MEMORY`]. Failures are not cached;
-//! they feed the outage [`breaker`], which answers about Ory as a whole and which no answer
-//! about one credential can open.
+//! they feed the outage [`breaker`], which answers about Ory as a whole: it opens only when a
+//! whoami the proxy sends without any credential fails too, so no client can open it.
 //! The minted token is kept with the entry and reused while half its lifetime remains.
 //! A logout seen through the proxy evicts the credentials at once, and a lookup that was
 //! already under way when it happened is not served (see `Revocations`).
@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use crate::config::{Live, LiveSettings};
 use crate::keys::KeyHandle;
 use crate::metrics::{Metrics, WhoamiOutcome};
-use breaker::{Admission, Breaker, Change};
+use breaker::{Admission, Breaker, Change, Check};
 use credentials::CredentialKey;
 use mint::Minted;
 use revocations::Revocations;
@@ -108,7 +108,7 @@ struct Inner {
     keys: KeyHandle,
     whoami_url: String,
     /// Whether misses ask Ory: a hung Ory must not add its timeout to every signed-in request.
-    breaker: Breaker,
+    breaker: Arc<Breaker>,
     /// When a "not a session" answer was last warned about (ms since `epoch`, 0 = never): a
     /// client can cause them at will, so the log gets one a minute at most.
     last_rejection_warning_ms: AtomicU64,
@@ -178,7 +178,7 @@ impl SessionCache {
             live,
             keys,
             whoami_url: format!("{ory_base}/sessions/whoami"),
-            breaker: Breaker::default(),
+            breaker: Arc::default(),
             last_rejection_warning_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             revocations,
@@ -224,8 +224,7 @@ impl SessionCache {
         if cache.policy().max_capacity() != Some(live.session.cache_max_entries) {
             let _ = self.0.tx.try_send(Cmd::Resize);
         }
-        // Held until the answer is in: dropping it lets the next probe through.
-        let Ok(_probe) = self.admit(&cache, &creds).await else {
+        let Ok(()) = self.admit(&cache, &creds, ory).await else {
             return Auth::Unavailable;
         };
         let entry = match self.fresh_entry(&cache, &creds, live, ory).await {
@@ -239,21 +238,39 @@ impl SessionCache {
         self.token_for(&cache, &creds, session, token, live).await
     }
 
-    /// While the breaker is open, a miss asks Ory only as the probe; hits are served. `Ok`: ask,
-    /// holding the probe's slot when this is the probe.
+    /// While the breaker is open, a miss never asks Ory (hits are served): it goes on anonymous,
+    /// and when a probe is due it starts the proxy's own, which carries no credential.
     async fn admit(
         &self,
         cache: &SessionMap,
         creds: &credentials::Credentials,
-    ) -> Result<Option<breaker::ProbeGuard<'_>>, Unavailable> {
+        ory: &awc::Client,
+    ) -> Result<(), Unavailable> {
         if !self.0.breaker.is_open() || cache.get(&creds.key).await.is_some() {
-            return Ok(None);
+            return Ok(());
         }
         match self.0.breaker.admit(Instant::now()) {
-            Admission::Skip => Err(Unavailable),
-            Admission::Probe(guard) => Ok(Some(guard)),
-            Admission::Ask => Ok(None),
+            Admission::Ask => Ok(()),
+            Admission::Skip { probe } => {
+                if let Some(check) = probe {
+                    self.spawn_check(check, ory);
+                }
+                Err(Unavailable)
+            }
         }
+    }
+
+    /// Sends the breaker's check, a whoami without credentials, as a task of its own: no
+    /// request waits for it.
+    fn spawn_check(&self, check: Check, ory: &awc::Client) {
+        let (me, ory) = (self.clone(), ory.clone());
+        actix_web::rt::spawn(async move {
+            let answer = whoami::ory_answers(&ory, &me.0.whoami_url).await;
+            if let Err(e) = &answer {
+                log::debug!("the breaker's check found Ory failing: {e}");
+            }
+            me.log_change(check.finish(answer.is_ok(), Instant::now()));
+        });
     }
 
     /// The cached or fresh answer for `creds`, `Ok(None)` when there is none to serve. A second
@@ -353,7 +370,7 @@ impl SessionCache {
                     Ok(Whoami::Rejected(_)) => WhoamiOutcome::Rejected,
                     Err(_) => WhoamiOutcome::Failed,
                 });
-                self.note_health(&w);
+                self.note_health(&w, ory);
                 let w = w?;
                 Ok::<_, whoami::WhoamiError>(Arc::new(match w {
                     Whoami::Active(session) => Entry::Active {
@@ -374,26 +391,44 @@ impl SessionCache {
     }
 
     /// Feeds one whoami outcome to the breaker and the log. Only a failure of Ory counts
-    /// toward an outage; an answer about these credentials alone (a rejection) neither counts
-    /// nor ends one.
-    fn note_health(&self, w: &Result<Whoami, whoami::WhoamiError>) {
+    /// toward an outage, and only the proxy's own check can confirm one; an answer about these
+    /// credentials alone (a rejection) neither counts nor ends one.
+    fn note_health(&self, w: &Result<Whoami, whoami::WhoamiError>, ory: &awc::Client) {
         match w {
-            Ok(Whoami::Active(_) | Whoami::Anonymous) => {
-                if self.0.breaker.answered() == Change::Closed {
-                    log::info!("Ory answers whoami again; sessions are recognised");
+            Ok(Whoami::Active(_) | Whoami::Anonymous) => self.log_change(self.0.breaker.answered()),
+            Ok(Whoami::Rejected(r)) => self.warn_rejection(r),
+            Err(e) => {
+                let (change, check) = self.0.breaker.failed(Instant::now());
+                if change == Change::FirstFailure {
+                    log::warn!(
+                        "cannot check sessions with Ory ({e}); that request goes on anonymous"
+                    );
+                }
+                self.log_change(change);
+                if let Some(check) = check {
+                    self.spawn_check(check, ory);
                 }
             }
-            Ok(Whoami::Rejected(r)) => self.warn_rejection(r),
-            Err(e) => match self.0.breaker.failed(Instant::now()) {
-                Change::FirstFailure => log::warn!(
-                    "cannot check sessions with Ory ({e}); requests go on anonymous until it answers"
-                ),
-                Change::Opened { failures, span } => log::warn!(
-                    "Ory failed {failures} times in a row over {} ms: uncached sessions go on anonymous without asking it, one request at a time probes it",
-                    span.as_millis()
-                ),
-                Change::None | Change::Closed => {}
-            },
+        }
+    }
+
+    /// The log line for a breaker change (the first failure is logged with its cause).
+    fn log_change(&self, change: Change) {
+        match change {
+            Change::Checking { failures, span } => log::debug!(
+                "whoami failed {failures} times in a row over {} ms: asking Ory without credentials",
+                span.as_millis()
+            ),
+            // A client can cause these at will (failures for its own credential).
+            Change::Cleared { failures } => log::debug!(
+                "Ory answers a whoami without credentials: the {failures} failures were about their credentials, not an outage"
+            ),
+            Change::Opened { failures, span } => log::warn!(
+                "Ory failed {failures} times in a row over {} ms and fails a whoami without credentials too: uncached sessions go on anonymous without asking it; the proxy probes it once a second",
+                span.as_millis()
+            ),
+            Change::Closed => log::info!("Ory answers whoami again; sessions are recognised"),
+            Change::None | Change::FirstFailure => {}
         }
     }
 

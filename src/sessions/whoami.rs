@@ -72,6 +72,27 @@ pub enum WhoamiError {
     Timeout,
 }
 
+/// Whether Ory answers a whoami that carries no credential at all, within [`WHOAMI_TIMEOUT`]:
+/// the outage breaker's own check, which no client can make fail. Any status below 500 (a
+/// 401, typically) is an answer; the body is not read.
+pub async fn ory_answers(client: &awc::Client, url: &str) -> Result<(), WhoamiError> {
+    let ask = async {
+        let res = client
+            .get(url)
+            .insert_header((header::ACCEPT, HeaderValue::from_static("application/json")))
+            .send()
+            .await
+            .map_err(|e| WhoamiError::Send(e.to_string()))?;
+        match res.status().as_u16() {
+            s @ 500.. => Err(WhoamiError::Status(s)),
+            _ => Ok(()),
+        }
+    };
+    tokio::time::timeout(WHOAMI_TIMEOUT, ask)
+        .await
+        .unwrap_or(Err(WhoamiError::Timeout))
+}
+
 /// The largest whoami body read; a larger one is not a session.
 const MAX_WHOAMI_BODY: usize = 1 << 20;
 
