@@ -460,3 +460,27 @@ async fn a_429_is_remembered_briefly_and_other_4xx_like_a_401() {
     }
     assert_eq!(ory.calls(), calls, "a 422 was asked again within cache_ttl");
 }
+
+/// 408, 421, 425 and 499 speak of the connection or a gateway, not of the credentials (a
+/// server closing an idle pooled connection sends an unprompted 408 that the next whoami reads
+/// as its answer): the request goes on anonymous, but nothing is remembered, so the user's
+/// next request is recognised, well within the default 10 s `cache_ttl`.
+#[actix_web::test]
+async fn connection_level_4xx_answers_are_not_remembered() {
+    let ory = FakeOry::start();
+    let app = FakeApp::start();
+    let proxy = Proxy::to(&app.url()).ory(&ory.url()).start();
+    for status in [408, 421, 425, 499] {
+        let value = format!("legit-{status}");
+        ory.answer(&value, Answer::Status(status));
+        let e = echo_via(&proxy, "/x", &[("cookie", &cookie(&value))]).await;
+        assert_eq!(jwt_sub(&e), None, "{status}");
+        ory.answer(&value, Answer::Session);
+        let e = echo_via(&proxy, "/x", &[("cookie", &cookie(&value))]).await;
+        assert_eq!(
+            jwt_sub(&e).as_deref(),
+            Some(value.as_str()),
+            "a {status} was remembered as no session"
+        );
+    }
+}

@@ -148,6 +148,10 @@ async fn exchange(
         200 => {}
         401 | 403 => return Ok(Whoami::Anonymous),
         429 => return Ok(Whoami::Rejected(Rejection::Throttled)),
+        // About the connection or a gateway, not the credentials (an unprompted 408 from a
+        // server closing an idle pooled connection, a misdirected request, early data, a
+        // client-closed request): Ory did not answer about them, so nothing is remembered.
+        408 | 421 | 425 | 499 => return Err(WhoamiError::Status(status)),
         500..=599 => return Err(WhoamiError::Status(status)),
         400..=499 => return Ok(Whoami::Rejected(Rejection::Status(status))),
         s => {
