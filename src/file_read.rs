@@ -7,12 +7,16 @@
 //!   path, which another process could swap between the check and the open). Start-up also
 //!   takes a pipe, read once (`-c <(cat proxy.toml)`); a reload never does.
 //! - At most [`MAX_FILE_BYTES`] are read; a larger file is an error that says so.
-//! - [`read_off_runtime`] does the read on a thread of its own, so a slow disk or a hung
+//! - [`read_config`] also refuses a config file that someone else could have written (see
+//!   [`crate::strict_modes`]); a pipe is exempt: whoever wrote it is whoever started the proxy.
+//! - [`read_config_off_runtime`] does the read on a thread of its own, so a slow disk or a hung
 //!   network mount stalls that read, never the runtime that handles signals and reloads.
 
 use std::fs::{File, Metadata};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+use crate::strict_modes;
 
 /// The most read of a config or keys file: far above any real `proxy.toml` or JWKS.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -37,6 +41,9 @@ pub enum ReadError {
     TooLarge(u64),
     #[error("not UTF-8 text")]
     NotText,
+    /// Someone other than the proxy's user (or root) could have written it.
+    #[error("{0}")]
+    NotOwn(String),
 }
 
 impl ReadError {
@@ -73,15 +80,28 @@ pub fn read(path: &Path, limit: u64, accept: Accept) -> Result<FileContent, Read
     Ok(FileContent { bytes, meta })
 }
 
-/// [`read`], as text.
-pub fn read_text(path: &Path, limit: u64, accept: Accept) -> Result<String, ReadError> {
+/// [`read`] of the config file, refused when someone else could have written it or could
+/// replace it in its directory (see [`crate::strict_modes`]). A pipe passes: its writer is
+/// whoever started the proxy (`-c <(cat proxy.toml)`).
+pub fn read_config(path: &Path, limit: u64, accept: Accept) -> Result<FileContent, ReadError> {
+    const STAKE: &str = "change the proxy's settings (CORS, header stripping), applied live";
     let content = read(path, limit, accept)?;
+    if kind_of(&content.meta) == "pipe" {
+        return Ok(content);
+    }
+    strict_modes::check_dir(path, "the config file").map_err(ReadError::NotOwn)?;
+    strict_modes::check_file(path, &content.meta, STAKE).map_err(ReadError::NotOwn)?;
+    Ok(content)
+}
+
+/// The text of a read.
+pub fn into_text(content: FileContent) -> Result<String, ReadError> {
     String::from_utf8(content.bytes).map_err(|_| ReadError::NotText)
 }
 
-/// [`read`] of a regular file, off the runtime (see [`off_runtime`]).
-pub async fn read_off_runtime(path: PathBuf, limit: u64) -> Result<FileContent, ReadError> {
-    off_runtime(move || read(&path, limit, Accept::Regular)).await?
+/// [`read_config`] of a regular file, off the runtime (see [`off_runtime`]).
+pub async fn read_config_off_runtime(path: PathBuf, limit: u64) -> Result<FileContent, ReadError> {
+    off_runtime(move || read_config(&path, limit, Accept::Regular)).await?
 }
 
 /// Runs `work` (file system calls) on a thread of its own and waits for it without blocking
@@ -219,7 +239,7 @@ mod tests {
         use std::os::fd::AsRawFd as _;
         let p = PathBuf::from(format!("/dev/fd/{}", reader.as_raw_fd()));
         assert_eq!(
-            read_text(&p, 100, Accept::RegularOrPipe).unwrap(),
+            into_text(read(&p, 100, Accept::RegularOrPipe).unwrap()).unwrap(),
             "port = 1\n"
         );
         writing.join().unwrap();

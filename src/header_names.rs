@@ -10,8 +10,10 @@ use actix_web::http::header::HeaderName;
 
 /// The default `strip_request_headers`: headers that identity-aware proxies set for the app
 /// behind them (oauth2-proxy, Pomerium, Authelia, Authentik, Vouch, Grafana's and Apache's auth
-/// proxies, Kong, Google IAP, AWS ALB, Cloudflare Access, Azure App Service), which apps
-/// written for such a setup trust. A trailing `*` matches by prefix.
+/// proxies, Kong, Google IAP, AWS ALB, Cloudflare Access, Azure App Service, Tailscale,
+/// mod_auth_openidc, Teleport), which apps written for such a setup trust, and the client
+/// address, URL, host, scheme and certificate headers that frameworks take from a proxy in
+/// front. A trailing `*` matches by prefix.
 pub const DEFAULT_STRIP_REQUEST_HEADERS: &[&str] = &[
     "Remote-User",
     "Remote-Email",
@@ -49,6 +51,45 @@ pub const DEFAULT_STRIP_REQUEST_HEADERS: &[&str] = &[
     "Cf-Access-*",
     "X-MS-Client-Principal*",
     "X-MS-Token-*",
+    // Client addresses, original URLs and hosts, and schemes that frameworks read as the
+    // client's (Rails, Symfony, IIS ARR, Express's proxies): the proxy says these itself.
+    "Client-IP",
+    "X-Original-Forwarded-For",
+    "X-Originating-IP",
+    "X-Remote-IP",
+    "X-Remote-Addr",
+    "X-ProxyUser-Ip",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Host",
+    "X-Original-Host",
+    "X-Forwarded",
+    "Front-End-Https",
+    "X-Url-Scheme",
+    "X-Scheme",
+    // The client certificate as a TLS-terminating proxy passes it on (nginx, IIS ARR, F5).
+    "X-SSL-Client-*",
+    "X-Client-Cert",
+    "SSL-Client-Cert",
+    "X-ARR-ClientCert",
+    // Identity headers of more gateways (Traefik/Caddy auth plugins, Tailscale serve,
+    // mod_auth_openidc, Kong/Apisix OIDC, Google Cloud Endpoints and API Gateway, Teleport).
+    // Not `X-Auth-*` as a whole: `X-Auth-Token` is a common API credential of the app's own.
+    "X-Auth-User",
+    "X-Auth-Email",
+    "X-Auth-Username",
+    "X-Auth-Subject",
+    "X-Auth-Userinfo",
+    "Tailscale-User-*",
+    "Oidc-Claim-*",
+    "X-Userinfo",
+    "X-Jwt-Assertion",
+    "X-Endpoint-API-UserInfo",
+    "X-Apigateway-Api-Userinfo",
+    "Teleport-Jwt-Assertion",
+    "X-Remote-Name",
+    "X-Username",
+    "X-Userid",
 ];
 
 /// `name` as CGI/WSGI servers read it: `_` and `.` as `-`. Borrowed when there is nothing to

@@ -5,7 +5,8 @@
 //! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
 //! Leaves any layer may use: [`metrics`] (the counters), [`html`] (the escaper for the pages the
-//! proxy writes itself), [`header_names`] (header names compared as CGI servers read them).
+//! proxy writes itself), [`header_names`] (header names compared as CGI servers read them),
+//! [`file_read`] and [`strict_modes`] (how the operator's files are read, and whose they may be).
 //! [`version`] says what was built; [`completions`] prints shell completions and the man page
 //! from the flags' definition.
 
@@ -20,5 +21,6 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod sessions;
+pub mod strict_modes;
 pub mod version;
 pub mod watcher;

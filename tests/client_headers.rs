@@ -182,6 +182,24 @@ const IDENTITY_HEADERS: &[&str] = &[
     "X-Amzn-Oidc-Identity",
     "Cf-Access-Authenticated-User-Email",
     "X-MS-Client-Principal-Name",
+    "X-Auth-User",
+    "X-Auth-Userinfo",
+    "Tailscale-User-Login",
+    "Oidc-Claim-Email",
+    "X-Userinfo",
+    "X-Jwt-Assertion",
+    "X-Endpoint-API-UserInfo",
+    "Teleport-Jwt-Assertion",
+    "X-Username",
+    "X-SSL-Client-S-DN",
+    "X-ARR-ClientCert",
+    "SSL-Client-Cert",
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-Host",
+    "X-Forwarded",
+    "Front-End-Https",
+    "X-Url-Scheme",
     // Client-address headers: only the proxy says who the client is.
     "X-Real-IP",
     "True-Client-IP",
@@ -189,6 +207,10 @@ const IDENTITY_HEADERS: &[&str] = &[
     "CF-Connecting-IP",
     "Fastly-Client-IP",
     "X-Cluster-Client-IP",
+    "Client-IP",
+    "X-Originating-IP",
+    "X-Original-Forwarded-For",
+    "X-Remote-Addr",
 ];
 
 /// `name` with `-` spelled `_`.
@@ -209,6 +231,9 @@ fn identity_headers_from_a_client_never_reach_the_app() {
         }
     }
     assert!(leaks.is_empty(), "reached the app: {leaks:?}");
+    // Not `X-Auth-*` as a whole: `X-Auth-Token` is the app's own API credential in many apps.
+    let r = conn.get("/echo", &[("X-Auth-Token", FORGED)]).unwrap();
+    assert_eq!(echo_of(&r).one("x-auth-token"), Some(FORGED), "{r:?}");
     // With JWT off too: the list does not depend on sessions.
     let proxy = Proxy::to(&app.url()).flag("--no-jwt").start();
     let mut conn = Conn::new(proxy.addr());

@@ -91,6 +91,15 @@ fn encoded_separators_and_dots_never_reach_ory() {
         "/.ory/%252F",
         "/.ory/..;/admin/identities",
         "/.ory/a/.;x/b",
+        "/.ory/..%3b/admin/identities",
+        "/.ory/..%3B/admin/identities",
+        "/.ory/a/.%3bx/b",
+        "/.ory/sessions/whoami%00.json",
+        "/.ory/%c0%ae%c0%ae/admin/identities",
+        "/.ory/%C0%AE%C0%AE/admin/identities",
+        "/.ory/%c1%9cadmin",
+        "/.ory/%C1%9Cadmin",
+        "/.ory/sessions/whoami\0.json",
     ] {
         let req = format!("GET {sent} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         match common::raw_exchange(proxy.addr(), req.as_bytes()) {

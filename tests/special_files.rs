@@ -216,7 +216,8 @@ fn a_keys_file_or_directory_others_can_write_is_refused_at_start() {
     std::fs::create_dir(&dir).unwrap();
     chmod(&dir, 0o700);
     let (keys, kid) = made_keys_file(&dir, &app);
-    let config = write_keys_config(&dir, &keys);
+    // The config beside, not in, the keys directory: a writable directory refuses it too.
+    let config = write_keys_config(base.path(), &keys);
 
     for mode in [0o666, 0o620, 0o602] {
         chmod(&keys, mode);
@@ -338,4 +339,76 @@ fn a_fifo_as_ca_file_is_an_error_not_a_hang() {
     );
     assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
     assert!(out.stderr.contains("regular file"), "{}", out.stderr);
+}
+
+#[test]
+fn a_config_file_or_directory_others_can_write_is_refused_at_start() {
+    let app = FakeApp::start();
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    chmod(&dir, 0o700);
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, config(&app, "/first", "")).unwrap();
+    let cfg = path.display().to_string();
+    let refused = |needle: &str| {
+        let out = common::run_cli(&["-c", &cfg], &[], &[]);
+        assert_eq!(out.code, Some(2), "stderr:\n{}", out.stderr);
+        assert!(out.stderr.contains(needle), "{}", out.stderr);
+        assert!(out.stderr.contains("proxy.toml"), "{}", out.stderr);
+    };
+    for mode in [0o666, 0o620, 0o602] {
+        chmod(&path, mode);
+        refused("writable by");
+    }
+    chmod(&path, 0o644);
+    // Only root can give a file away: as anyone else, that case cannot be set up.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&path, Some(4242), None).unwrap();
+        refused("owned by uid 4242");
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    }
+    chmod(&dir, 0o777);
+    refused("without the sticky bit");
+    // Sticky (as /tmp): others cannot replace a file they do not own.
+    chmod(&dir, 0o1777);
+    let p = Proxy::with_config(&path).start();
+    assert_eq!(welcome(&p), "/first");
+    drop(p);
+    chmod(&dir, 0o700);
+}
+
+#[test]
+fn a_reload_that_makes_the_config_writable_by_others_keeps_the_running_settings() {
+    let app = FakeApp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, config(&app, "/first", "")).unwrap();
+    let mut p = Proxy::with_config(&path).start();
+    assert_eq!(welcome(&p), "/first");
+
+    // Someone's edit, left world-writable: one error, and the running settings stay.
+    let mark = p.mark();
+    let tmp = path.with_extension("planted");
+    std::fs::write(&tmp, config(&app, "/planted", "")).unwrap();
+    chmod(&tmp, 0o666);
+    std::fs::rename(&tmp, &path).unwrap();
+    let err = p
+        .wait_line_after(mark, NOTICE, |l| l.contains(" ERROR "))
+        .unwrap_or_else(|| panic!("no error about the writable file; stderr:\n{}", p.logs()));
+    assert!(err.contains("writable by group and others"), "{err}");
+    assert!(err.contains("keeping the running settings"), "{err}");
+    p.signal("HUP");
+    p.wait_line_after(mark, NOTICE, |l| l.contains("SIGHUP: reloading"))
+        .expect("SIGHUP handled");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(welcome(&p), "/first", "the planted settings were applied");
+    assert_eq!(errors_since(&p, mark).len(), 1, "{}", p.logs());
+
+    // Once the operator fixes the mode, the (same) content applies.
+    chmod(&path, 0o600);
+    p.signal("HUP");
+    within(NOTICE, || welcome(&p) == "/planted").expect("the file applies once it is 0600");
+    stops_promptly(&mut p);
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::KeyError;
 use super::jwk::{EcKey, JwksJson};
-use super::strict_modes;
 use crate::file_read::{self, Accept};
+use crate::strict_modes;
 
 /// A verify-only key and when it leaves the JWKS.
 pub(super) struct Retired {
@@ -95,7 +95,7 @@ pub(super) fn read_keys_file(
         path: path.to_path_buf(),
         message,
     };
-    strict_modes::check_dir(path).map_err(err)?;
+    strict_modes::check_dir(path, "the keys file").map_err(err)?;
     let content = match file_read::read(path, file_read::MAX_FILE_BYTES, Accept::Regular) {
         Ok(c) => c,
         Err(e) if e.is_not_found() => return Ok(None),
@@ -103,7 +103,7 @@ pub(super) fn read_keys_file(
     };
     // The file holds the private keys: its bytes are zeroized when dropped.
     let bytes = zeroize::Zeroizing::new(content.bytes);
-    strict_modes::check_file(path, &content.meta).map_err(err)?;
+    strict_modes::check_file(path, &content.meta, "plant a signing key").map_err(err)?;
     let jwks: JwksJson = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
     let mut keys = jwks.keys.iter().enumerate();

@@ -8,7 +8,6 @@
 mod error;
 mod file;
 pub mod jwk;
-pub mod strict_modes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -67,9 +67,11 @@ pub fn path_of(path_and_query: &str) -> &str {
 pub enum UnsafePath {
     /// A `.` or `..` segment, also with a `;parameter` (`..;/`, read as `..` by some servers).
     DotSegment,
-    /// `%2F`, `%5C`, `%2E` or `%25` (an encoded `%`: `%252e` decodes to `%2e`), in any case.
+    /// `%2F`, `%5C`, `%2E` or `%25` (an encoded `%`: `%252e` decodes to `%2e`), `%3B` (`..%3b`
+    /// decodes to `..;`), `%00` (a decoder in C ends the path there), or `%C0`/`%C1` (lead bytes
+    /// of overlong UTF-8: `%c0%ae` is `.` to a lax decoder), in any case.
     EncodedSeparator,
-    /// A literal `\`, which some servers read as `/`.
+    /// A literal `\`, which some servers read as `/`, or a literal NUL.
     Backslash,
 }
 
@@ -78,9 +80,9 @@ impl UnsafePath {
         match self {
             UnsafePath::DotSegment => "`.` and `..` path segments are not forwarded to Ory",
             UnsafePath::EncodedSeparator => {
-                "encoded `/`, `\\`, `.` or `%` (%2F, %5C, %2E, %25) in a path are not forwarded to Ory"
+                "encoded `/`, `\\`, `.`, `%`, `;`, NUL or overlong UTF-8 (%2F, %5C, %2E, %25, %3B, %00, %C0, %C1) in a path are not forwarded to Ory"
             }
-            UnsafePath::Backslash => "`\\` in a path is not forwarded to Ory",
+            UnsafePath::Backslash => "`\\` or NUL in a path is not forwarded to Ory",
         }
     }
 }
@@ -88,7 +90,7 @@ impl UnsafePath {
 /// Checks the path (not the query) of an Ory-bound path-and-query.
 pub fn check_ory_path(path_and_query: &str) -> Result<(), UnsafePath> {
     let path = path_of(path_and_query);
-    if path.contains('\\') {
+    if path.contains(['\\', '\0']) {
         return Err(UnsafePath::Backslash);
     }
     let dot = path.split('/').any(|seg| {
@@ -103,7 +105,11 @@ pub fn check_ory_path(path_and_query: &str) -> Result<(), UnsafePath> {
         w[0] == b'%'
             && matches!(
                 (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'f' | b'e' | b'5') | (b'5', b'c')
+                (b'2', b'f' | b'e' | b'5')
+                    | (b'5', b'c')
+                    | (b'3', b'b')
+                    | (b'0', b'0')
+                    | (b'c' | b'C', b'0' | b'1')
             )
     });
     if encoded {
@@ -149,7 +155,13 @@ mod tests {
             ("/a%5cb", EncodedSeparator),
             ("/a%2eb", EncodedSeparator),
             ("/%252e%252e%252f", EncodedSeparator),
+            ("/..%3b/admin", EncodedSeparator),
+            ("/..%3B/admin", EncodedSeparator),
+            ("/a%00.json", EncodedSeparator),
+            ("/%c0%ae%c0%ae/admin", EncodedSeparator),
+            ("/%C1%9C", EncodedSeparator),
             ("/a\\b", Backslash),
+            ("/a\0b", Backslash),
         ] {
             assert_eq!(check_ory_path(p), Err(why), "{p}");
         }
@@ -163,6 +175,8 @@ mod tests {
             "/a;b/c",
             "/%41%zz%",
             "/%2",
+            "/%C3%A9",
+            "/%3A%01",
             "",
         ] {
             assert_eq!(check_ory_path(p), Ok(()), "{p}");

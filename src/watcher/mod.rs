@@ -11,7 +11,8 @@
 //! - on an invalid file logs one error (file, line, key) and keeps the running settings;
 //! - on a deleted file warns once and keeps the running settings;
 //! - reads regular files only, off the runtime and bounded in size (see
-//!   [`crate::file_read`]): a FIFO put at the path is an error, not a hang. A config given as
+//!   [`crate::file_read`]): a FIFO put at the path is an error, not a hang; a file someone
+//!   else could have written (see [`crate::strict_modes`]) is an error and changes nothing. A config given as
 //!   a pipe (`-c <(cat proxy.toml)`) was read once at start and is not watched.
 //!
 //! [`fs`] holds the filesystem mechanics, [`reload`] the state machine, [`diff`] what changed,
@@ -120,7 +121,8 @@ impl WatcherHandle {
         // since start-up's read is either in this read or in an event. It cannot block: a
         // FIFO is refused at open (see `file_read`). Not for a pipe, which start-up emptied.
         if !one_shot {
-            let read = file_read::read(&actor.path, file_read::MAX_FILE_BYTES, Accept::Regular);
+            let read =
+                file_read::read_config(&actor.path, file_read::MAX_FILE_BYTES, Accept::Regular);
             actor.load_read(read, Trigger::Start);
         }
         // Also before returning: until the handler is installed, SIGHUP terminates the process.

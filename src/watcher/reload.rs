@@ -118,7 +118,8 @@ impl Actor {
             );
             return ReloadOutcome::Unchanged;
         }
-        let read = file_read::read_off_runtime(self.path.clone(), file_read::MAX_FILE_BYTES).await;
+        let read =
+            file_read::read_config_off_runtime(self.path.clone(), file_read::MAX_FILE_BYTES).await;
         self.load_read(read, trigger)
     }
 

@@ -1,7 +1,9 @@
-//! Who may change the JWT keys file, decided as ssh's `StrictModes` decides it for
-//! `authorized_keys`: whoever can write the file, or replace it in its directory, can plant a
-//! signing key that every instance sharing the file publishes, and so mint tokens the app
-//! believes. So the proxy refuses (at start: an error; on a re-read: keeps the keys in use):
+//! Who may change the operator's files (the JWT keys file, `proxy.toml`), decided as ssh's
+//! `StrictModes` decides it for `authorized_keys`. Whoever can write the keys file, or replace
+//! it in its directory, can plant a signing key that every instance sharing the file
+//! publishes, and so mint tokens the app believes; whoever can do that to `proxy.toml` can
+//! open CORS to any origin or stop the stripping of forged identity headers, applied live. So
+//! the proxy refuses (at start: an error; on a re-read: keeps what it runs with):
 //!
 //! - a file writable by group or others, or owned by another user than the proxy's (root
 //!   excepted);
@@ -9,21 +11,21 @@
 //!   rename over or delete a file they do not own: `/tmp`), or owned by another user (root
 //!   excepted).
 //!
-//! A file that others can only read gets a warning (the private key leaks, but nobody can
-//! make the proxy trust a key it did not make).
+//! A keys file that others can only read gets a warning (the private key leaks, but nobody
+//! can make the proxy trust a key it did not make).
 
 use std::fs::Metadata;
 use std::path::Path;
 
-/// Refuses a keys file (`meta`: the `fstat` of the descriptor it was read from) that someone
-/// else can write.
+/// Refuses a file (`meta`: the `fstat` of the descriptor it was read from) that someone else
+/// can write; `stake` says what a writer could do ("plant a signing key").
 #[cfg(unix)]
-pub fn check_file(path: &Path, meta: &Metadata) -> Result<(), String> {
+pub fn check_file(path: &Path, meta: &Metadata, stake: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
     let mode = meta.mode() & 0o7777;
     if let Some(who) = writable_by(mode) {
         return Err(format!(
-            "writable by {who} (mode {mode:04o}): anyone who can write it can plant a signing key; chmod 600 {}",
+            "writable by {who} (mode {mode:04o}): anyone who can write it can {stake}; chmod 600 {}",
             path.display()
         ));
     }
@@ -34,14 +36,15 @@ pub fn check_file(path: &Path, meta: &Metadata) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-pub fn check_file(_: &Path, _: &Metadata) -> Result<(), String> {
+pub fn check_file(_: &Path, _: &Metadata, _: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses the keys file's directory when someone else can replace the file in it. A missing
-/// directory passes: creating the file there fails with its own error.
+/// Refuses the directory of `path` when someone else can replace the file in it (`what`
+/// names the file: "the keys file"). A missing directory passes: creating or reading the file
+/// there fails with its own error.
 #[cfg(unix)]
-pub fn check_dir(path: &Path) -> Result<(), String> {
+pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
     let dir = path
         .parent()
@@ -54,13 +57,13 @@ pub fn check_dir(path: &Path) -> Result<(), String> {
     let sticky = mode & 0o1000 != 0;
     if let (Some(who), false) = (writable_by(mode), sticky) {
         return Err(format!(
-            "its directory {} is writable by {who} (mode {mode:04o}) without the sticky bit: anyone who can write there can replace the keys file; chmod go-w it, or keep the file in a directory of its own",
+            "its directory {} is writable by {who} (mode {mode:04o}) without the sticky bit: anyone who can write there can replace {what}; chmod go-w it, or keep the file in a directory of its own",
             dir.display()
         ));
     }
     if let Some(e) = foreign_owner(meta.uid()) {
         return Err(format!(
-            "its directory {}: {e}, who can replace the keys file",
+            "its directory {}: {e}, who can replace {what}",
             dir.display()
         ));
     }
@@ -68,7 +71,7 @@ pub fn check_dir(path: &Path) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-pub fn check_dir(_: &Path) -> Result<(), String> {
+pub fn check_dir(_: &Path, _: &str) -> Result<(), String> {
     Ok(())
 }
 
@@ -127,7 +130,7 @@ mod tests {
         ] {
             chmod(&p, mode);
             let meta = std::fs::metadata(&p).unwrap();
-            assert_eq!(check_file(&p, &meta).is_ok(), ok, "mode {mode:o}");
+            assert_eq!(check_file(&p, &meta, "x").is_ok(), ok, "mode {mode:o}");
         }
         chmod(&p, 0o644);
         assert!(readable_by_others(&std::fs::metadata(&p).unwrap()));
@@ -148,10 +151,10 @@ mod tests {
             (0o1775, true),
         ] {
             chmod(dir.path(), mode);
-            assert_eq!(check_dir(&p).is_ok(), ok, "mode {mode:o}");
+            assert_eq!(check_dir(&p, "x").is_ok(), ok, "mode {mode:o}");
         }
         chmod(dir.path(), 0o700);
-        assert!(check_dir(Path::new("/nonexistent/dir/jwks.json")).is_ok());
+        assert!(check_dir(Path::new("/nonexistent/dir/jwks.json"), "x").is_ok());
     }
 
     #[test]
@@ -166,9 +169,9 @@ mod tests {
         std::fs::write(&p, "{}").unwrap();
         chmod(&p, 0o600);
         std::os::unix::fs::chown(&p, Some(4242), None).unwrap();
-        let err = check_file(&p, &std::fs::metadata(&p).unwrap()).unwrap_err();
+        let err = check_file(&p, &std::fs::metadata(&p).unwrap(), "x").unwrap_err();
         assert!(err.contains("uid 4242"), "{err}");
         std::os::unix::fs::chown(dir.path(), Some(4242), None).unwrap();
-        assert!(check_dir(&p).unwrap_err().contains("uid 4242"));
+        assert!(check_dir(&p, "x").unwrap_err().contains("uid 4242"));
     }
 }
