@@ -15,6 +15,7 @@
 //! A logout seen through the proxy evicts the credentials at once, and a lookup that was
 //! already under way when it happened is not served (see `Revocations`).
 
+mod auth;
 pub mod breaker;
 pub mod credentials;
 pub mod mint;
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use moka::future::Cache;
@@ -34,6 +35,7 @@ use tokio::sync::mpsc;
 use crate::config::{Live, LiveSettings};
 use crate::keys::KeyHandle;
 use crate::metrics::{Metrics, WhoamiOutcome};
+pub use auth::Auth;
 use breaker::{Admission, Breaker, Change, Check};
 use credentials::CredentialKey;
 use mint::Minted;
@@ -60,37 +62,6 @@ pub enum Entry {
 /// not turn each of its requests into a whoami, short enough that a throttled user is
 /// recognised soon after Ory relents.
 pub const THROTTLED_MEMORY: Duration = Duration::from_secs(1);
-
-/// What the proxy does with an app-bound request's `Authorization`.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// An active session: `Authorization: Bearer <jwt>`.
-    Jwt(HeaderValue),
-    /// Credentials, but no active session.
-    Anonymous,
-    /// No credential in the request: no lookup was made.
-    NoCredentials,
-    /// Ory could not answer; the request goes on anonymous.
-    Unavailable,
-}
-
-impl Auth {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Auth::Jwt(_) => "jwt",
-            Auth::Anonymous => "anonymous",
-            Auth::NoCredentials => "none",
-            Auth::Unavailable => "ory-unavailable",
-        }
-    }
-
-    pub fn header(&self) -> Option<&HeaderValue> {
-        match self {
-            Auth::Jwt(h) => Some(h),
-            _ => None,
-        }
-    }
-}
 
 type SessionMap = Cache<CredentialKey, Arc<Entry>>;
 
