@@ -19,6 +19,7 @@ use std::borrow::Cow;
 
 use actix_web::http::header::HeaderName;
 
+use super::hop_by_hop::is_always_hop_by_hop;
 use crate::header_names::{folded, HeaderList};
 
 /// Headers that tell the client's address. Like `X-Forwarded-For`, they pass only from a proxy
@@ -36,29 +37,22 @@ pub fn is_client_address(name: &str) -> bool {
     CLIENT_ADDRESS.contains(&name)
 }
 
+/// Whether a lowercase name is one of Ory's control headers (`Ory-*`, the legacy `X-Ory-*`),
+/// through which a client could steer Ory or fool the app: the proxy sets its own.
+pub fn is_ory_control(name: &str) -> bool {
+    name.starts_with("ory-") || name.starts_with("x-ory-")
+}
+
 /// Whether a folded, lowercase name is one the proxy sets or strips on every request: the
 /// forwarding and client-address headers, `Host`, `Authorization`, `Content-Length`, the
 /// hop-by-hop headers, and Ory's control headers.
 pub fn owned_by_proxy(folded: &str) -> bool {
     matches!(
         folded,
-        "host"
-            | "authorization"
-            | "content-length"
-            | "forwarded"
-            | "x-real-ip"
-            | "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authorization"
-            | "proxy-authenticate"
-    ) || folded.starts_with("x-forwarded-")
-        || folded.starts_with("ory-")
-        || folded.starts_with("x-ory-")
+        "host" | "authorization" | "content-length" | "forwarded" | "x-real-ip"
+    ) || is_always_hop_by_hop(folded)
+        || folded.starts_with("x-forwarded-")
+        || is_ory_control(folded)
         || is_client_address(folded)
 }
 

@@ -32,10 +32,14 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// Whether a lowercase name is hop-by-hop whatever `Connection` lists.
+pub fn is_always_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+        || name == "keep-alive"
+        || name == "proxy-connection"
+}
+
 /// Whether a header is hop-by-hop, given the `Connection`-listed names.
 pub fn is_hop_by_hop(name: &HeaderName, listed: &[String]) -> bool {
-    HOP_BY_HOP.contains(name)
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-        || listed.iter().any(|l| l == name.as_str())
+    is_always_hop_by_hop(name.as_str()) || listed.iter().any(|l| l == name.as_str())
 }

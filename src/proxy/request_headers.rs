@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::client_address::{set_client_address, X_FORWARDED_FOR, X_REAL_IP};
-use super::client_headers::{is_client_address, verdict, Verdict};
+use super::client_headers::{is_client_address, is_ory_control, verdict, Verdict};
 use super::hop_by_hop::{connection_listed, is_hop_by_hop};
 use super::route::Upstream;
 use crate::config::Fixed;
@@ -23,13 +23,6 @@ pub fn header_bytes(headers: &HeaderMap) -> usize {
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum()
-}
-
-/// Headers through which a client could steer Ory (or fool the app): `Ory-*` and the legacy
-/// `X-Ory-*`. The proxy sets its own on Ory-bound requests.
-fn is_ory_control(name: &HeaderName) -> bool {
-    let n = name.as_str();
-    n.starts_with("ory-") || n.starts_with("x-ory-")
 }
 
 /// Headers believed from a trusted proxy only: `Forwarded`, `X-Forwarded-*` and the other
@@ -162,7 +155,7 @@ fn copy_client_headers<'h>(
             || *name == header::HOST
             || *name == header::CONTENT_LENGTH
             || *name == X_REAL_IP
-            || is_ory_control(name)
+            || is_ory_control(name.as_str())
             || (ctx.drop_authorization && *name == header::AUTHORIZATION)
             // `X_Forwarded_For` and friends (an app may fold them into the real ones), and
             // identity-style headers on the way to the app.
