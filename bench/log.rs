@@ -74,11 +74,11 @@ fn bench(c: &mut Criterion) {
                 "GET", "/api/items", 200, black_box(0.412), "app", "jwt")
         })
     });
-    logging::set_format(LogFormat::Json);
+    LogFormat::Json.set_current();
     c.bench_function("front/json", |b| {
         b.iter(|| logging::access(TARGET, &access(black_box(0.412))))
     });
-    logging::set_format(LogFormat::Text);
+    LogFormat::Text.set_current();
     logging::flush(Duration::from_secs(5));
 }
 

@@ -28,15 +28,6 @@ pub use crate::config::LogFormat;
 static COLOR: AtomicBool = AtomicBool::new(false);
 static SINK: OnceLock<LogSink> = OnceLock::new();
 
-/// Switches the format of the lines logged from now on (live).
-pub fn set_format(f: LogFormat) {
-    f.set_current();
-}
-
-pub fn format() -> LogFormat {
-    LogFormat::current()
-}
-
 /// Installs the logger: `RUST_LOG` if set, else the proxy at `--debug`'s or the default level
 /// and chatty libraries at info.
 pub fn init(debug: bool) {
@@ -147,7 +138,7 @@ pub struct Access<'a> {
 /// Writes an access line under `target` at info level (the caller checked that it is on).
 pub fn access(target: &str, a: &Access<'_>) {
     with_line(|line, scratch| {
-        match format() {
+        match LogFormat::current() {
             LogFormat::Text => {
                 text_header(line, Level::Info, target);
                 let _ = write!(line, "{} {} {} ", a.method, a.path, a.status);
@@ -180,7 +171,7 @@ fn millis(line: &mut String, d: Duration) {
 /// Formats one record with its message written by `msg`, and hands it to the sink.
 fn emit(level: Level, target: &str, msg: impl FnOnce(&mut String)) {
     with_line(|line, scratch| {
-        match format() {
+        match LogFormat::current() {
             LogFormat::Text => {
                 text_header(line, level, target);
                 let start = line.len();
@@ -272,8 +263,6 @@ fn timestamp(line: &mut String) {
 
 /// `[2026-01-02T03:04:05.678Z INFO  target] `, as env_logger's default format writes it.
 fn text_header(line: &mut String, level: Level, target: &str) {
-    let mut time = String::with_capacity(24);
-    timestamp(&mut time);
     if COLOR.load(Relaxed) {
         let color = match level {
             Level::Error => "31",
@@ -282,12 +271,16 @@ fn text_header(line: &mut String, level: Level, target: &str) {
             Level::Debug => "34",
             Level::Trace => "36",
         };
+        line.push_str("\x1b[2m[\x1b[0m");
+        timestamp(line);
         let _ = write!(
             line,
-            "\x1b[2m[\x1b[0m{time} \x1b[{color}m{level:<5}\x1b[0m {target}\x1b[2m]\x1b[0m "
+            " \x1b[{color}m{level:<5}\x1b[0m {target}\x1b[2m]\x1b[0m "
         );
     } else {
-        let _ = write!(line, "[{time} {level:<5} {target}] ");
+        line.push('[');
+        timestamp(line);
+        let _ = write!(line, " {level:<5} {target}] ");
     }
 }
 
@@ -354,7 +347,7 @@ fn drop_warning(n: u64) -> Vec<u8> {
     let msg = format!(
         "the log output (stderr) is not keeping up: {n} log lines dropped so far (see ory_proxy_log_lines_dropped_total)"
     );
-    match format() {
+    match LogFormat::current() {
         LogFormat::Text => {
             text_header(&mut line, Level::Warn, target);
             line.push_str(&msg);

@@ -240,7 +240,7 @@ impl Proxy {
             .transpose()?;
         let live = LiveSettings::new(settings.live.clone());
         crate::config::apply_log_level(settings.live.log_level);
-        logging::set_format(settings.live.log_format);
+        settings.live.log_format.set_current();
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
         let state = shared_state(fixed, &live, metrics_addr)?;
         let listeners = std::iter::once(listener).chain(metrics_listener);
@@ -429,7 +429,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
         };
-        let banner = match logging::format() {
+        let banner = match logging::LogFormat::current() {
             logging::LogFormat::Text => banner::banner(&proxy.settings, &facts),
             logging::LogFormat::Json => banner::banner_json(&proxy.settings, &facts),
         };
