@@ -80,18 +80,29 @@ pub fn read(path: &Path, limit: u64, accept: Accept) -> Result<FileContent, Read
     Ok(FileContent { bytes, meta })
 }
 
-/// [`read`] of the config file, refused when someone else could have written it or could
-/// replace it in its directory (see [`crate::strict_modes`]). A pipe passes: its writer is
-/// whoever started the proxy (`-c <(cat proxy.toml)`).
-pub fn read_config(path: &Path, limit: u64, accept: Accept) -> Result<FileContent, ReadError> {
-    const STAKE: &str = "change the proxy's settings (CORS, header stripping), applied live";
-    let content = read(path, limit, accept)?;
+/// [`read`] of a file that decides what the proxy trusts (the config file, the keys file),
+/// refused when someone else could have written it or could replace it in its directory (see
+/// [`crate::strict_modes`]): `what` names the file, `stake` what a stranger could do with it. A
+/// pipe passes: its writer is whoever started the proxy (`-c <(cat proxy.toml)`).
+pub fn read_owned(
+    path: &Path,
+    accept: Accept,
+    what: &str,
+    stake: &str,
+) -> Result<FileContent, ReadError> {
+    let content = read(path, MAX_FILE_BYTES, accept)?;
     if kind_of(&content.meta) == "pipe" {
         return Ok(content);
     }
-    strict_modes::check_dir(path, "the config file").map_err(ReadError::NotOwn)?;
-    strict_modes::check_file(path, &content.meta, STAKE).map_err(ReadError::NotOwn)?;
+    strict_modes::check_dir(path, what).map_err(ReadError::NotOwn)?;
+    strict_modes::check_file(path, &content.meta, stake).map_err(ReadError::NotOwn)?;
     Ok(content)
+}
+
+/// [`read_owned`] of the config file.
+pub fn read_config(path: &Path, accept: Accept) -> Result<FileContent, ReadError> {
+    const STAKE: &str = "change the proxy's settings (CORS, header stripping), applied live";
+    read_owned(path, accept, "the config file", STAKE)
 }
 
 /// The text of a read.
@@ -100,8 +111,8 @@ pub fn into_text(content: FileContent) -> Result<String, ReadError> {
 }
 
 /// [`read_config`] of a regular file, off the runtime (see [`off_runtime`]).
-pub async fn read_config_off_runtime(path: PathBuf, limit: u64) -> Result<FileContent, ReadError> {
-    off_runtime(move || read_config(&path, limit, Accept::Regular)).await?
+pub async fn read_config_off_runtime(path: PathBuf) -> Result<FileContent, ReadError> {
+    off_runtime(move || read_config(&path, Accept::Regular)).await?
 }
 
 /// Runs `work` (file system calls) on a thread of its own and waits for it without blocking

@@ -40,16 +40,20 @@ pub fn check_file(_: &Path, _: &Metadata, _: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The directory a file's path names: its parent, or `.` for a bare file name.
+pub fn directory_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Refuses the directory of `path` when someone else can replace the file in it (`what`
 /// names the file: "the keys file"). A missing directory passes: creating or reading the file
 /// there fails with its own error.
 #[cfg(unix)]
 pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt as _;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = directory_of(path);
     let Ok(meta) = std::fs::metadata(dir) else {
         return Ok(());
     };

@@ -113,12 +113,8 @@ pub fn read_file(path: &Path, required: bool) -> Result<Option<String>, ConfigEr
     // A pipe is taken here, at start-up only: `-c <(cat proxy.toml)`. Reloads read through
     // the watcher, regular files only.
     // Refused when someone else could have written it, as on every reload.
-    let read = file_read::read_config(
-        path,
-        file_read::MAX_FILE_BYTES,
-        file_read::Accept::RegularOrPipe,
-    )
-    .and_then(file_read::into_text);
+    let read = file_read::read_config(path, file_read::Accept::RegularOrPipe)
+        .and_then(file_read::into_text);
     match read {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.is_not_found() && !required => Ok(None),

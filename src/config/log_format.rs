@@ -8,23 +8,12 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 static CURRENT: AtomicU8 = AtomicU8::new(LogFormat::Text as u8);
 
 /// The log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// `[time LEVEL target] message`, as env_logger writes it.
-    #[default]
     Text,
     /// One JSON object per line.
     Json,
-}
-
-impl LogFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
 }
 
 impl std::str::FromStr for LogFormat {

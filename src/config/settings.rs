@@ -17,7 +17,6 @@ use super::error::ConfigError;
 use super::keys::Tree;
 use super::layers::Layered;
 
-pub use super::check::MAX_DURATION;
 pub use super::keys::cookies::CookiesLive;
 pub use super::keys::jwt::JwtLive;
 pub use super::keys::limits::LimitsFixed;

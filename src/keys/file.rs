@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::KeyError;
 use super::jwk::{EcKey, JwksJson};
-use crate::file_read::{self, Accept};
+use crate::file_read::{self, Accept, ReadError};
 use crate::strict_modes;
 
 /// A verify-only key and when it leaves the JWKS.
@@ -30,10 +30,7 @@ pub(super) fn write_keys_file(
         message,
     };
     let text = jwks.to_file_bytes().map_err(|e| err(e.to_string()))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = strict_modes::directory_of(path);
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("keys"),
@@ -87,6 +84,9 @@ pub(super) fn stamp(path: &Path) -> Option<Stamp> {
 /// are verify-only until their `retire_at`. A file that someone else could have written is
 /// refused (see [`strict_modes`]), and so is anything but a regular file of at most
 /// [`file_read::MAX_FILE_BYTES`].
+/// The keys file, as its errors name it.
+const WHAT: &str = "the keys file";
+
 pub(super) fn read_keys_file(
     path: &Path,
     default_keep: Duration,
@@ -95,15 +95,18 @@ pub(super) fn read_keys_file(
         path: path.to_path_buf(),
         message,
     };
-    strict_modes::check_dir(path, "the keys file").map_err(err)?;
-    let content = match file_read::read(path, file_read::MAX_FILE_BYTES, Accept::Regular) {
+    let content = match file_read::read_owned(path, Accept::Regular, WHAT, "plant a signing key") {
         Ok(c) => c,
-        Err(e) if e.is_not_found() => return Ok(None),
+        // None to read: it is created here, so the directory must be the proxy's too.
+        Err(e) if e.is_not_found() => {
+            strict_modes::check_dir(path, WHAT).map_err(err)?;
+            return Ok(None);
+        }
+        Err(ReadError::NotOwn(why)) => return Err(err(why)),
         Err(e) => return Err(err(format!("cannot read: {e}"))),
     };
     // The file holds the private keys: its bytes are zeroized when dropped.
     let bytes = zeroize::Zeroizing::new(content.bytes);
-    strict_modes::check_file(path, &content.meta, "plant a signing key").map_err(err)?;
     let jwks: JwksJson = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
     let mut keys = jwks.keys.iter().enumerate();

@@ -65,10 +65,6 @@ impl std::fmt::Debug for JwkJson {
 pub struct SecretD(Zeroizing<String>);
 
 impl SecretD {
-    pub fn new(d: Zeroizing<String>) -> SecretD {
-        SecretD(d)
-    }
-
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -33,14 +33,14 @@ pub fn raise_nofile_limit() {
         log::debug!("descriptor limit: {} (already the hard limit)", shown(soft));
         return;
     }
-    match set_soft_nofile(hard) {
+    match set_soft_nofile(hard, hard) {
         Ok(()) => log::debug!(
             "descriptor limit: raised the soft limit from {} to the hard limit {}",
             shown(soft),
             shown(hard)
         ),
         // macOS refuses an unlimited soft limit; its per-process ceiling is OPEN_MAX.
-        Err(e) => match set_soft_nofile(hard.min(10_240)) {
+        Err(e) => match set_soft_nofile(hard.min(10_240), hard) {
             Ok(()) => log::debug!("descriptor limit: raised from {} to 10240", shown(soft)),
             Err(_) => log::debug!(
                 "descriptor limit: cannot raise {} to {} ({e})",
@@ -82,12 +82,10 @@ pub fn nofile_limit() -> Option<(u64, u64)> {
     None
 }
 
+/// Sets the soft limit to `soft`, keeping the hard limit `hard` (the caller read it).
 #[cfg(unix)]
 #[allow(clippy::unnecessary_cast)]
-fn set_soft_nofile(soft: u64) -> std::io::Result<()> {
-    let Some((_, hard)) = nofile_limit() else {
-        return Err(std::io::Error::other("getrlimit failed"));
-    };
+fn set_soft_nofile(soft: u64, hard: u64) -> std::io::Result<()> {
     let raw = |v: u64| {
         if v == u64::MAX {
             libc::RLIM_INFINITY

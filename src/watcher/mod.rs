@@ -33,7 +33,7 @@ use crate::file_read::{self, Accept};
 use crate::metrics::Metrics;
 use fs::{start_fs_watch, FsWatch, Hangup};
 use messages::Command;
-pub use messages::{ReloadOutcome, DEBOUNCE, POLL_INTERVAL, SETTLE};
+pub use messages::ReloadOutcome;
 use reload::{Actor, Trigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +74,7 @@ impl WatcherHandle {
             .file_name()
             .ok_or_else(|| WatchError::NotAFile(path.clone()))?
             .to_os_string();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = crate::strict_modes::directory_of(&path).to_path_buf();
         // Capacity 1 is enough: a queued event already means "read the file again".
         let (fs_tx, fs_rx) = mpsc::channel(1);
         // A pipe (`-c <(cat proxy.toml)`) was read once at start and has nothing more to give.
@@ -121,8 +118,7 @@ impl WatcherHandle {
         // since start-up's read is either in this read or in an event. It cannot block: a
         // FIFO is refused at open (see `file_read`). Not for a pipe, which start-up emptied.
         if !one_shot {
-            let read =
-                file_read::read_config(&actor.path, file_read::MAX_FILE_BYTES, Accept::Regular);
+            let read = file_read::read_config(&actor.path, Accept::Regular);
             actor.load_read(read, Trigger::Start);
         }
         // Also before returning: until the handler is installed, SIGHUP terminates the process.

@@ -32,6 +32,14 @@ pub(super) enum Trigger {
     Manual,
 }
 
+impl Trigger {
+    /// A change noticed on its own (an event or a poll), as opposed to a read someone asked
+    /// for or the settle timer: an empty or missing file then gets [`SETTLE`] before it counts.
+    fn is_automatic(self) -> bool {
+        matches!(self, Trigger::FileEvent | Trigger::Poll)
+    }
+}
+
 pub(super) struct Actor {
     pub(super) loader: Loader,
     pub(super) path: PathBuf,
@@ -118,8 +126,7 @@ impl Actor {
             );
             return ReloadOutcome::Unchanged;
         }
-        let read =
-            file_read::read_config_off_runtime(self.path.clone(), file_read::MAX_FILE_BYTES).await;
+        let read = file_read::read_config_off_runtime(self.path.clone()).await;
         self.load_read(read, trigger)
     }
 
@@ -142,31 +149,24 @@ impl Actor {
         trigger: Trigger,
     ) -> Result<String, ReloadOutcome> {
         let path = self.path.display().to_string();
-        let text =
-            match read.and_then(|c| String::from_utf8(c.bytes).map_err(|_| ReadError::NotText)) {
-                Ok(t) => t,
-                Err(e) if e.is_not_found() => return Err(self.missing(trigger)),
-                Err(e) => {
-                    let e = e.to_string();
-                    // Once per distinct error: polling would repeat it twice a second.
-                    if self.unreadable.as_deref() != Some(e.as_str()) {
-                        log::error!("cannot read {path}: {e}; keeping the running settings");
-                        self.count(trigger, metrics::ReloadOutcome::Rejected);
-                        self.unreadable = Some(e.clone());
-                    }
-                    return Err(ReloadOutcome::Unreadable(e));
+        let text = match read.and_then(file_read::into_text) {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => return Err(self.missing(trigger)),
+            Err(e) => {
+                let e = e.to_string();
+                // Once per distinct error: polling would repeat it twice a second.
+                if self.unreadable.as_deref() != Some(e.as_str()) {
+                    log::error!("cannot read {path}: {e}; keeping the running settings");
+                    self.count(trigger, metrics::ReloadOutcome::Rejected);
+                    self.unreadable = Some(e.clone());
                 }
-            };
+                return Err(ReloadOutcome::Unreadable(e));
+            }
+        };
         self.unreadable = None;
         let was_missing = std::mem::take(&mut self.missing);
-        if text.trim().is_empty()
-            && !matches!(trigger, Trigger::Start | Trigger::Settled | Trigger::Manual)
-            && !self.last_empty
-        {
-            // Not pushed back by further events: the file gets SETTLE, not more.
-            self.settle_at
-                .get_or_insert_with(|| Instant::now() + SETTLE);
-            return Err(ReloadOutcome::Settling);
+        if text.trim().is_empty() && trigger.is_automatic() && !self.last_empty {
+            return Err(self.settle());
         }
         self.settle_at = None;
 
@@ -337,15 +337,20 @@ impl Actor {
         ReloadOutcome::Invalid(line)
     }
 
+    /// Looks again after [`SETTLE`]; not pushed back by further events: the file gets SETTLE,
+    /// not more.
+    fn settle(&mut self) -> ReloadOutcome {
+        self.settle_at
+            .get_or_insert_with(|| Instant::now() + SETTLE);
+        ReloadOutcome::Settling
+    }
+
     fn missing(&mut self, trigger: Trigger) -> ReloadOutcome {
         if self.missing {
             return ReloadOutcome::Missing;
         }
-        if matches!(trigger, Trigger::FileEvent | Trigger::Poll) {
-            // Not pushed back by further events: the file gets SETTLE, not more.
-            self.settle_at
-                .get_or_insert_with(|| Instant::now() + SETTLE);
-            return ReloadOutcome::Settling;
+        if trigger.is_automatic() {
+            return self.settle();
         }
         self.settle_at = None;
         self.missing = true;
