@@ -138,15 +138,17 @@ def whoami_count(stats):
         return 0
 
 
-def start_proxy(port, ory_url, tmp, rust_log=None):
+def start_proxy(port, ory_url, tmp, rust_log=None, binary=None):
     """ory-proxy as shipped (its default level, the access log on, stderr to a file), or with
-    `rust_log` as RUST_LOG. PROXY_RUST_LOG overrides both."""
+    `rust_log` as RUST_LOG. PROXY_RUST_LOG overrides both. `binary` replaces the build's own
+    (BASELINE_BIN: another commit's binary, for before/after in the same run)."""
     env = dict(os.environ)
     env.pop("RUST_LOG", None)
     level = os.environ.get("PROXY_RUST_LOG", rust_log)
     if level:
         env["RUST_LOG"] = level
-    p = spawn([os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port), "http://127.0.0.1:3100"],
+    p = spawn([binary or os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port),
+               "http://127.0.0.1:3100"],
               env=env, stderr=log_file(tmp, f"ory-proxy-{port}.log"), stdout=subprocess.DEVNULL)
     wait_port(port, proc=p)
     return p
@@ -295,7 +297,7 @@ def main():
     ap.add_argument("--quiet-logs", action="store_true",
                     help="access logs off everywhere (ory-proxy at RUST_LOG=warn, nginx and Caddy without access_log)")
     QUIET = ap.parse_args().quiet_logs
-    ports = (3100, 3200, 3210, 3211, 3220, 3221, 3230, 3231, 3300, 3301, 3302, 3310, 3390)
+    ports = (3100, 3200, 3210, 3211, 3220, 3221, 3230, 3231, 3300, 3301, 3302, 3303, 3310, 3390)
     busy = [p for p in ports if port_busy(p)]
     if busy:
         sys.exit(f"ports already in use: {busy} (a previous run still alive?)")
@@ -334,6 +336,9 @@ def main():
     proxy2 = start_proxy(3301, ory2, tmp, "warn" if QUIET else None)
     # The same build with the access log off, for its cost (as shipped only).
     quiet = None if QUIET else start_proxy(3302, ory0, tmp, "warn")
+    # Another build of ory-proxy (e.g. the commit before a change), beside this one in the same run.
+    baseline_bin = os.environ.get("BASELINE_BIN")
+    baseline = start_proxy(3303, ory0, tmp, "warn" if QUIET else None, baseline_bin) if baseline_bin else None
 
     s0, s2 = [f"Cookie: {cookie0}"], [f"Cookie: {cookie2}"]
     scenarios = [
@@ -351,6 +356,11 @@ def main():
     ]
     if caddy is not None:
         scenarios.append(("Caddy forward_auth", "http://127.0.0.1:3230/", s0, [caddy.pid], stats0, CONC))
+    if baseline is not None:
+        scenarios += [
+            ("BASELINE_BIN anonymous", "http://127.0.0.1:3303/", [], [baseline.pid], None, CONC),
+            ("BASELINE_BIN session (cache hit)", "http://127.0.0.1:3303/", s0, [baseline.pid], stats0, CONC),
+        ]
     scenarios += [
         ("ory-proxy session, Ory 2 ms away", "http://127.0.0.1:3301/", s2, [proxy2.pid], stats2, CONC),
         ("nginx auth_request, whoami cached 10 s, Ory 2 ms away", "http://127.0.0.1:3221/", s2, cache_pids, stats2, CONC),
@@ -364,6 +374,8 @@ def main():
         ("floor /big", "http://127.0.0.1:3310/big", [], [floor.pid], None, BIG_CONC),
         ("ory-proxy /big", "http://127.0.0.1:3300/big", [], [proxy.pid], None, BIG_CONC),
     ]
+    if baseline is not None:
+        scenarios.append(("BASELINE_BIN /big", "http://127.0.0.1:3303/big", [], [baseline.pid], None, BIG_CONC))
     results = {s[0]: [] for s in scenarios}
     # Warm-up: connection pools, the session cache, page cache.
     for name, url, headers, pids, stats, conc in scenarios:
@@ -440,6 +452,13 @@ def main():
         (f"/big p99 vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big", "p99"), "<= 1.5"),
         (f"/big req/s vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big"), ">= 1.0"),
     ]
+    if "BASELINE_BIN anonymous" in results:
+        targets += [
+            ("anonymous vs BASELINE_BIN, req/s", ratio("ory-proxy anonymous", "BASELINE_BIN anonymous"), "(before/after)"),
+            ("session cache hit vs BASELINE_BIN, req/s",
+             ratio("ory-proxy session (cache hit)", "BASELINE_BIN session (cache hit)"), "(before/after)"),
+            ("/big req/s vs BASELINE_BIN", ratio("ory-proxy /big", "BASELINE_BIN /big"), "(before/after)"),
+        ]
     for what, got, goal in targets:
         lines.append(f"| {what} | {'n/a' if got is None else f'{got:.2f}'} | {goal} |")
 
