@@ -6,8 +6,9 @@
 //! too, so that "pinned by env" and "pinned by flag" are reported with the right name.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// `ory-proxy [OPTIONS] <APPLICATION_URL> [PUBLISH_URL]`
 #[derive(Debug, Clone, Default, Parser)]
@@ -18,7 +19,10 @@ use clap::Parser;
     long_about = "Identity-aware reverse proxy, a drop-in for `ory proxy`.\n\n\
         Everything goes to APPLICATION_URL except /.ory/*, which goes to Ory with cookies, \
         redirects and bodies rewritten onto PUBLISH_URL. Requests with an active Ory session \
-        reach the app with `Authorization: Bearer <ES256 JWT>`, verifiable at /.ory/jwks.json."
+        reach the app with `Authorization: Bearer <ES256 JWT>`, verifiable at /.ory/jwks.json.",
+    // `keys` is a subcommand only in the first place: no APPLICATION_URL is named `keys`
+    // (it needs a scheme), and after any flag or URL a word is an argument again.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// The app to protect, e.g. http://localhost:3000 [or `application_url` in proxy.toml]
@@ -117,6 +121,57 @@ pub struct Cli {
     /// Print the man page (roff) and exit (hidden: for packagers, see the README)
     #[arg(long, hide = true, exclusive = true)]
     pub man: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `ory-proxy` does instead of proxying.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Make, rotate and list the JWT keys file offline (for instances that only read it, such
+    /// as Kubernetes pods with the file in a Secret)
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `ory-proxy keys …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a keys file with one new signing key (mode 0600); never replaces a file
+    Generate {
+        /// The keys file to create
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Add a new key to FILE that every instance publishes at once and signs with after
+    /// --publish-ahead; drop keys that stopped signing longer than --prune-after ago
+    Rotate {
+        /// The keys file, replaced atomically (mode 0600)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How long the new key is published before any instance signs with it: longer than
+        /// the new file takes to reach every instance (a Kubernetes Secret: 1-2 min), plus 30 s
+        /// for verifiers' cached JWKS
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+        publish_ahead: Duration,
+        /// Drop keys that stopped signing longer ago than this; must exceed [jwt].ttl (at most
+        /// 24h)
+        #[arg(long, value_name = "DURATION", default_value = "25h", value_parser = duration)]
+        prune_after: Duration,
+    },
+    /// Show the key ids of FILE and what each does now (no private part)
+    List {
+        /// The keys file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// A duration like `10m` or `90s`.
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like \"10m\" or \"90s\" ({e})"))
 }
 
 /// Flags of the Go `ory proxy` that only concern its Ory Network sign-in, accepted so that a

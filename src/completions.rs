@@ -1,7 +1,6 @@
 //! Shell completions and the man page, generated from the clap definition of the flags in
 //! [`crate::cli`], so they cannot drift from it. Reached through two hidden flags,
-//! `--completions <SHELL>` and `--man`, rather than subcommands: a subcommand name would share
-//! the first positional slot with APPLICATION_URL.
+//! `--completions <SHELL>` and `--man`: they are for packagers, and stay out of `--help`.
 
 use std::io::Write;
 use std::process::ExitCode;

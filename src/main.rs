@@ -7,6 +7,10 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     match ory_proxy::cli::Cli::try_parse() {
+        Ok(ory_proxy::cli::Cli {
+            command: Some(ory_proxy::cli::Command::Keys(keys)),
+            ..
+        }) => ory_proxy::keys::command::run(&keys),
         Ok(cli) => match ory_proxy::completions::run(&cli) {
             Some(code) => code,
             None => ory_proxy::server::main_with(cli),

@@ -9,7 +9,10 @@
 //!   excepted);
 //! - a directory writable by group or others without the sticky bit (with it, others cannot
 //!   rename over or delete a file they do not own: `/tmp`), or owned by another user (root
-//!   excepted).
+//!   excepted). A directory on a read-only mount passes whatever its mode: nobody can create,
+//!   rename or delete anything in it through that mount. That is how Kubernetes mounts a
+//!   ConfigMap or a Secret into a container (a directory of mode 0777 that only the kubelet,
+//!   outside, changes).
 //!
 //! A keys file that others can only read gets a warning (the private key leaks, but nobody
 //! can make the proxy trust a key it did not make).
@@ -59,7 +62,7 @@ pub fn check_dir(path: &Path, what: &str) -> Result<(), String> {
     };
     let mode = meta.mode() & 0o7777;
     let sticky = mode & 0o1000 != 0;
-    if let (Some(who), false) = (writable_by(mode), sticky) {
+    if let (Some(who), false) = (writable_by(mode), sticky || on_read_only_mount(dir)) {
         return Err(format!(
             "its directory {} is writable by {who} (mode {mode:04o}) without the sticky bit: anyone who can write there can replace {what}; chmod go-w it, or keep the file in a directory of its own",
             dir.display()
@@ -89,6 +92,33 @@ pub fn readable_by_others(meta: &Metadata) -> bool {
 #[cfg(not(unix))]
 pub fn readable_by_others(_: &Metadata) -> bool {
     false
+}
+
+/// Whether every user can read the file (group aside).
+#[cfg(unix)]
+pub fn world_readable(meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.mode() & 0o004 != 0
+}
+
+#[cfg(not(unix))]
+pub fn world_readable(_: &Metadata) -> bool {
+    false
+}
+
+/// Whether `dir` is on a file system mounted read-only here. An error (no such directory, a
+/// name with a NUL) answers no.
+#[cfg(unix)]
+pub fn on_read_only_mount(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statvfs is a valid value of the plain C struct it is.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a pointer to a statvfs the call may fill.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && (st.f_flag & libc::ST_RDONLY) != 0
 }
 
 #[cfg(unix)]
@@ -159,6 +189,8 @@ mod tests {
         }
         chmod(dir.path(), 0o700);
         assert!(check_dir(Path::new("/nonexistent/dir/jwks.json"), "x").is_ok());
+        assert!(!on_read_only_mount(dir.path()));
+        assert!(!on_read_only_mount(Path::new("/nonexistent/dir")));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The documentation held to the code: `config/proxy.toml` lists every key of the key tree at
-//! its built-in default, marks exactly the live keys "(live)", and the README's flag table
+//! its built-in default, marks exactly the live keys "(live)", the README's flag table
 //! names exactly the flags clap knows, hidden ones excepted (as in `tests/release.rs`: the
-//! packaging flags are for packagers, and the README names them in its Release section).
+//! packaging flags are for packagers, and the README names them in its Release section), and
+//! the README shows every `ory-proxy keys` subcommand with its flags.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -132,4 +133,30 @@ fn the_readme_names_the_hidden_flags_outside_the_table() {
         );
         assert!(!readme_flags().contains(flag), "{flag} is hidden");
     }
+}
+
+#[test]
+fn the_readme_shows_every_keys_subcommand_and_its_flags() {
+    let (_, text) = repo_file("README.md");
+    let cli = Cli::command();
+    let keys = cli
+        .get_subcommands()
+        .find(|c| c.get_name() == "keys")
+        .expect("the keys subcommand");
+    let mut seen = 0;
+    for sub in keys.get_subcommands() {
+        let shown = format!("ory-proxy keys {}", sub.get_name());
+        assert!(text.contains(&shown), "the README does not show `{shown}`");
+        for arg in sub.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                let flag = format!("--{long}");
+                assert!(
+                    text.contains(&format!("{shown} ")) && text.contains(&flag),
+                    "the README does not show {flag} of `{shown}`"
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 3, "generate, rotate, list");
 }

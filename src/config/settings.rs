@@ -62,6 +62,8 @@ pub struct Fixed {
     pub trusted_proxies: Vec<IpNet>,
     pub ca_file: Option<PathBuf>,
     pub keys_file: Option<PathBuf>,
+    /// The keys file is followed, never created or written.
+    pub keys_file_read_only: bool,
     pub watch: WatchMode,
     /// Where `/metrics` is served, on a listener of its own; `None` = not served.
     pub metrics_listen: Option<SocketAddr>,
@@ -166,6 +168,7 @@ fn validate_fixed(
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
         keys_file: t.jwt.keys_file(),
+        keys_file_read_only: t.jwt.keys_file_read_only(&c.section("jwt"))?,
         watch: watch(c, t)?,
         metrics_listen: metrics_listen(c, t, port)?,
         connect_timeout: upstream.connect_timeout,

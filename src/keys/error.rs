@@ -14,4 +14,6 @@ pub enum KeyError {
     Serialise(#[from] serde_json::Error),
     #[error("the key actor has stopped")]
     Stopped,
+    #[error("JWT keys file {0} is read-only here (keys_file_read_only): rotate it where it is kept, with `ory-proxy keys rotate`")]
+    ReadOnly(PathBuf),
 }

@@ -1,19 +1,29 @@
-//! The keys file (`[jwt].keys_file`): a JWKS with private parts that instances share. Read only
-//! when nobody else could have written it, written atomically with mode 0600, created once
-//! even when instances start together.
+//! The keys file (`[jwt].keys_file`): a JWKS with private parts that instances share, each key
+//! with its schedule (see [`super::schedule`]). Read only when nobody else could have written
+//! it, written atomically with mode 0600, created once even when instances start together.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::error::KeyError;
-use super::jwk::{EcKey, JwksJson};
+use super::jwk::{EcKey, JwkJson, JwksJson};
+use super::schedule::{unix_secs, Scheduled};
 use crate::file_read::{self, Accept, ReadError};
 use crate::strict_modes;
 
-/// A verify-only key and when it leaves the JWKS.
-pub(super) struct Retired {
-    pub key: EcKey,
-    pub until: SystemTime,
+/// The file's form of a key set.
+pub(super) fn to_jwks(keys: &[Scheduled]) -> JwksJson {
+    JwksJson {
+        keys: keys
+            .iter()
+            .map(|k| JwkJson {
+                sign_from: k.sign_from.map(unix_secs),
+                retire_at: k.retire_at.map(unix_secs),
+                ..k.key.private_jwk()
+            })
+            .collect(),
+    }
 }
 
 /// Writes the keys file atomically with mode 0600: a temp file beside it, then either a
@@ -22,14 +32,16 @@ pub(super) struct Retired {
 /// Returns false when `create_only` lost that race.
 pub(super) fn write_keys_file(
     path: &Path,
-    jwks: &JwksJson,
+    keys: &[Scheduled],
     create_only: bool,
 ) -> Result<bool, KeyError> {
     let err = |message: String| KeyError::File {
         path: path.to_path_buf(),
         message,
     };
-    let text = jwks.to_file_bytes().map_err(|e| err(e.to_string()))?;
+    let text = to_jwks(keys)
+        .to_file_bytes()
+        .map_err(|e| err(e.to_string()))?;
     let dir = strict_modes::directory_of(path);
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
@@ -63,34 +75,34 @@ pub(super) fn write_keys_file(
 
 /// The keys file's identity, to notice another instance's write: its modification time and
 /// length, and (on Unix) its change time, which also moves on `chmod`/`chown`, so that a file
-/// refused for its mode is read again once the operator fixes the mode.
-pub(super) type Stamp = (SystemTime, u64, i64);
+/// refused for its mode is read again once the operator fixes the mode, and its inode, which
+/// changes when a symlink swap (Kubernetes' `..data`) points the path at another file.
+pub(super) type Stamp = (SystemTime, u64, i64, u64);
 
 pub(super) fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     #[cfg(unix)]
-    let changed = {
+    let (changed, inode) = {
         use std::os::unix::fs::MetadataExt as _;
-        m.ctime()
+        let changed = m
+            .ctime()
             .saturating_mul(1_000_000_000)
-            .saturating_add(m.ctime_nsec())
+            .saturating_add(m.ctime_nsec());
+        (changed, m.ino())
     };
     #[cfg(not(unix))]
-    let changed = 0;
-    Some((m.modified().ok()?, m.len(), changed))
+    let (changed, inode) = (0, 0);
+    Some((m.modified().ok()?, m.len(), changed, inode))
 }
 
-/// Reads the keys file; `Ok(None)` when it does not exist. Its first key signs; the others
-/// are verify-only until their `retire_at`. A file that someone else could have written is
-/// refused (see [`strict_modes`]), and so is anything but a regular file of at most
-/// [`file_read::MAX_FILE_BYTES`].
 /// The keys file, as its errors name it.
 const WHAT: &str = "the keys file";
 
-pub(super) fn read_keys_file(
-    path: &Path,
-    default_keep: Duration,
-) -> Result<Option<(EcKey, Vec<Retired>)>, KeyError> {
+/// Reads the keys file; `Ok(None)` when it does not exist. Each key's schedule is in
+/// [`super::schedule`]. A file that someone else could have written is refused (see
+/// [`strict_modes`]), and so is anything but a regular file of at most
+/// [`file_read::MAX_FILE_BYTES`], a file without keys, and one that lists a key twice.
+pub(super) fn read_keys_file(path: &Path) -> Result<Option<Vec<Scheduled>>, KeyError> {
     let err = |message: String| KeyError::File {
         path: path.to_path_buf(),
         message,
@@ -109,59 +121,87 @@ pub(super) fn read_keys_file(
     let bytes = zeroize::Zeroizing::new(content.bytes);
     let jwks: JwksJson = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("not a JWKS with private keys: {e}")))?;
-    let mut keys = jwks.keys.iter().enumerate();
-    let (i, first) = keys.next().ok_or_else(|| err("holds no key".into()))?;
-    let signing = EcKey::from_private_jwk(i, first).map_err(|e| err(e.to_string()))?;
-    let now = SystemTime::now();
-    let mut retired = Vec::new();
-    for (i, j) in keys {
-        let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
-        let until = j
-            .retire_at
-            .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
-            .unwrap_or(now + default_keep);
-        if until > now {
-            retired.push(Retired { key, until });
-        }
+    if jwks.keys.is_empty() {
+        return Err(err("holds no key".into()));
     }
-    Ok(Some((signing, retired)))
+    let mut kids = HashSet::new();
+    let mut keys = Vec::with_capacity(jwks.keys.len());
+    for (i, j) in jwks.keys.iter().enumerate() {
+        let key = EcKey::from_private_jwk(i, j).map_err(|e| err(e.to_string()))?;
+        if !kids.insert(key.kid.clone()) {
+            return Err(err(format!("key {i}: key id {} is listed twice", key.kid)));
+        }
+        let time = |name: &str, secs: Option<u64>| -> Result<Option<SystemTime>, KeyError> {
+            secs.map(|s| {
+                UNIX_EPOCH
+                    .checked_add(Duration::from_secs(s))
+                    .ok_or_else(|| err(format!("key {i}: {name} {s} is not a Unix time")))
+            })
+            .transpose()
+        };
+        keys.push(Scheduled {
+            sign_from: time("sign_from", j.sign_from)?,
+            retire_at: time("retire_at", j.retire_at)?,
+            key,
+        });
+    }
+    Ok(Some(keys))
 }
 
-/// Loads the keys file, or creates it with a fresh key when it does not exist.
+/// Loads the keys file. When it does not exist: with `create`, creates it with a fresh key
+/// (instances starting together agree on one); without, an error that says how to make one.
 /// An unreadable or malformed file is an error: never a silent new key.
-pub(super) fn load_or_create(
-    path: &Path,
-    default_keep: Duration,
-) -> Result<(EcKey, Vec<Retired>), KeyError> {
-    if let Some(keys) = read_keys_file(path, default_keep)? {
+pub(super) fn load(path: &Path, create: bool) -> Result<Vec<Scheduled>, KeyError> {
+    if let Some(keys) = read_keys_file(path)? {
         // Once, at start; a re-read after another instance's rotation does not repeat it.
-        if std::fs::metadata(path).is_ok_and(|m| strict_modes::readable_by_others(&m)) {
-            log::warn!(
-                "JWT keys file {} is readable by others; chmod 600 it",
-                path.display()
-            );
-        }
+        warn_if_readable(path, create);
         return Ok(keys);
     }
-    let signing = EcKey::generate();
-    let created = write_keys_file(
-        path,
-        &JwksJson {
-            keys: vec![signing.private_jwk()],
-        },
-        true,
-    )?;
-    if created {
+    if !create {
+        return Err(KeyError::File {
+            path: path.to_path_buf(),
+            message: format!(
+                "does not exist (keys_file_read_only = true: the proxy never creates it); make it with `ory-proxy keys generate --out {}`",
+                path.display()
+            ),
+        });
+    }
+    let fresh = vec![Scheduled {
+        key: EcKey::generate(),
+        sign_from: None,
+        retire_at: None,
+    }];
+    if write_keys_file(path, &fresh, true)? {
         log::info!(
             "created JWT keys file {} (key id {})",
             path.display(),
-            signing.kid
+            fresh[0].key.kid
         );
-        return Ok((signing, Vec::new()));
+        return Ok(fresh);
     }
     // Another instance created it first: use its key.
-    read_keys_file(path, default_keep)?.ok_or_else(|| KeyError::File {
+    read_keys_file(path)?.ok_or_else(|| KeyError::File {
         path: path.to_path_buf(),
         message: "disappeared while being created".into(),
     })
+}
+
+/// Warns about a keys file others can read. A file the proxy writes should be 0600. A mounted
+/// read-only one (a Kubernetes Secret) is read through its group when the proxy does not run as
+/// its owner (`defaultMode: 0440` with `fsGroup`), so there only others' read access counts.
+fn warn_if_readable(path: &Path, writable: bool) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if writable && strict_modes::readable_by_others(&meta) {
+        log::warn!(
+            "JWT keys file {} is readable by others; chmod 600 it",
+            path.display()
+        );
+    } else if !writable && strict_modes::world_readable(&meta) {
+        log::warn!(
+            "JWT keys file {} is readable by every user; mount it with mode 0440 (a Kubernetes Secret: defaultMode 0440 and fsGroup) or 0400",
+            path.display()
+        );
+    }
 }

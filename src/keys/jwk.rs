@@ -45,6 +45,9 @@ pub struct JwkJson {
     pub y: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d: Option<SecretD>,
+    /// Keys file only: the key signs from this Unix time on (published before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_from: Option<u64>,
     /// Keys file only: a verify-only key leaves the JWKS at this Unix time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_at: Option<u64>,
@@ -55,6 +58,7 @@ impl std::fmt::Debug for JwkJson {
         f.debug_struct("JwkJson")
             .field("kid", &self.kid)
             .field("d", &self.d.as_ref().map(|_| "<redacted>"))
+            .field("sign_from", &self.sign_from)
             .field("retire_at", &self.retire_at)
             .finish_non_exhaustive()
     }
@@ -174,6 +178,7 @@ impl EcKey {
             x: self.x.clone(),
             y: self.y.clone(),
             d: None,
+            sign_from: None,
             retire_at: None,
         }
     }

@@ -20,7 +20,7 @@ use actix_web::{guard, web, App, HttpServer};
 
 use crate::cli::Cli;
 use crate::config::{ConfigError, Fixed, LiveSettings, Loader, Settings};
-use crate::keys::{KeyError, KeyHandle};
+use crate::keys::{KeyError, KeyHandle, KeysFile};
 use crate::metrics::Metrics;
 use crate::proxy::trust_store::TlsSetupError;
 use crate::proxy::upstream_client;
@@ -137,9 +137,12 @@ fn shared_state(
         None
     } else {
         let ttl_source = live.clone();
-        let keys = KeyHandle::start(fixed.keys_file.as_deref(), move || {
-            ttl_source.snapshot().jwt.ttl
-        })?;
+        let keys_file = fixed.keys_file.clone().map(|path| KeysFile {
+            path,
+            read_only: fixed.keys_file_read_only,
+            notify: fixed.watch == crate::config::WatchMode::Auto,
+        });
+        let keys = KeyHandle::start(keys_file, move || ttl_source.snapshot().jwt.ttl)?;
         Some(SessionCache::start(
             live.clone(),
             keys,

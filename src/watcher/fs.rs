@@ -1,7 +1,7 @@
 //! Filesystem mechanics of the watcher: OS notifications on the config file's directory
 //! (debounced), polling where those never arrive, symlink chains (Kubernetes' `..data` swap),
 //! and `SIGHUP`. Each reports "read the file again"; what a reload does is in
-//! [`super::reload`].
+//! [`super::reload`]. The key actor follows the JWT keys file with the same directory watch.
 //!
 //! Why the directory and not the file: editors and Kubernetes replace the file (rename over
 //! it, swap a `..data` symlink), and a watch on the old inode goes quiet after the first save.
@@ -21,7 +21,7 @@ use super::messages::{DEBOUNCE, POLL_INTERVAL};
 use crate::config::WatchMode;
 
 /// How edits are noticed; dropping it stops notify's thread.
-pub(super) enum FsWatch {
+pub(crate) enum FsWatch {
     /// OS notifications on the directory, debounced.
     Notify {
         _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
@@ -39,7 +39,7 @@ pub(super) enum FsWatch {
     None,
 }
 
-pub(super) fn start_fs_watch(
+pub(crate) fn start_fs_watch(
     mode: WatchMode,
     dir: &Path,
     file_name: &OsStr,

@@ -19,7 +19,7 @@
 //! and [`messages`] the timings and messages they share.
 
 mod diff;
-mod fs;
+pub(crate) mod fs;
 mod messages;
 mod reload;
 
@@ -34,6 +34,7 @@ use crate::metrics::Metrics;
 use fs::{start_fs_watch, FsWatch, Hangup};
 use messages::Command;
 pub use messages::ReloadOutcome;
+pub(crate) use messages::POLL_INTERVAL;
 use reload::{Actor, Trigger};
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod mounts;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -31,7 +32,20 @@ pub fn bin() -> &'static str {
 /// A command for the proxy binary with a clean environment (no stray `ORY_*`, `PORT`,
 /// `SSL_CERT_FILE`, `RUST_LOG`) and an empty working directory (no stray `./proxy.toml`).
 fn command(dir: &Path, env: &[(String, String)]) -> Command {
-    let mut c = Command::new(bin());
+    wrapped_command(&[], dir, env)
+}
+
+/// [`command`], run through `wrap` (a program and its arguments that ends by running the
+/// binary named last: `unshare … sh -c '…; exec "$0" "$@"'`).
+fn wrapped_command(wrap: &[String], dir: &Path, env: &[(String, String)]) -> Command {
+    let mut c = match wrap.split_first() {
+        None => Command::new(bin()),
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin());
+            c
+        }
+    };
     c.env_clear().current_dir(dir);
     if let Ok(path) = std::env::var("PATH") {
         c.env("PATH", path);
@@ -135,6 +149,8 @@ pub struct ProxyBuilder {
     stdin: Option<String>,
     /// `RLIMIT_NOFILE` (soft and hard) of the child.
     nofile: Option<u64>,
+    /// A program (and arguments) that runs the binary, given as its last argument.
+    wrap: Vec<String>,
 }
 
 impl ProxyBuilder {
@@ -177,6 +193,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// Runs the binary through `wrap`: `wrap[0] wrap[1..] <ory-proxy> <args>` (the wrapper
+    /// must end by executing its next argument with the rest).
+    pub fn wrap(mut self, wrap: &[&str]) -> Self {
+        self.wrap = wrap.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
     /// Writes `proxy.toml` and passes `-c` with its path.
     pub fn toml(mut self, text: &str) -> Self {
         self.toml = Some(text.to_string());
@@ -203,7 +226,14 @@ impl ProxyBuilder {
         args.extend(self.flags.iter().cloned());
         args.extend(self.app.iter().cloned());
         args.extend(self.publish.iter().cloned());
-        Proxy::spawn_with(dir, &args, &self.env, self.stdin.as_deref(), self.nofile)
+        Proxy::spawn_with(
+            dir,
+            &args,
+            &self.env,
+            self.stdin.as_deref(),
+            self.nofile,
+            &self.wrap,
+        )
     }
 }
 
@@ -257,6 +287,7 @@ impl Proxy {
             toml: None,
             stdin: None,
             nofile: None,
+            wrap: Vec::new(),
         }
     }
 
@@ -266,8 +297,9 @@ impl Proxy {
         env: &[(String, String)],
         stdin: Option<&str>,
         nofile: Option<u64>,
+        wrap: &[String],
     ) -> Proxy {
-        let mut cmd = command(dir.path(), env);
+        let mut cmd = wrapped_command(wrap, dir.path(), env);
         cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         match stdin {
             None => cmd.stdin(Stdio::null()),

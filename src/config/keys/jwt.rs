@@ -16,13 +16,17 @@ pub struct JwtSection {
     /// JWKS with the private signing keys, created if missing (mode 0600); `""` = a fresh key
     /// at every start.
     pub keys_file: Option<String>,
+    /// Follow `keys_file` without ever creating or writing it (it is rotated offline with
+    /// `ory-proxy keys rotate`, e.g. a Kubernetes Secret).
+    pub keys_file_read_only: Option<bool>,
     /// The `iss` claim; `""` = the Ory URL.
     pub issuer: Option<String>,
     /// The `aud` claim; `[]` = none.
     pub audience: Option<Vec<String>>,
 }
 
-/// The keys of `[jwt]` a reload applies without a restart (`keys_file` is read once).
+/// The keys of `[jwt]` a reload applies without a restart (`keys_file` and
+/// `keys_file_read_only` are chosen once; the file itself is followed).
 pub const LIVE: &[&str] = &["ttl", "issuer", "audience"];
 
 /// `[jwt]` as the request path reads it.
@@ -38,6 +42,7 @@ impl JwtSection {
         JwtSection {
             ttl: Some("1m".into()),
             keys_file: Some(String::new()),
+            keys_file_read_only: Some(false),
             issuer: Some(String::new()),
             audience: Some(Vec::new()),
         }
@@ -65,5 +70,17 @@ impl JwtSection {
         Some(text(&self.keys_file))
             .filter(|s| !s.is_empty())
             .map(PathBuf::from)
+    }
+
+    /// `keys_file_read_only`; an error without a `keys_file` to follow.
+    pub fn keys_file_read_only(&self, c: &Check<'_>) -> Result<bool, ConfigError> {
+        let read_only = value(&self.keys_file_read_only);
+        if read_only && self.keys_file().is_none() {
+            return Err(c.err(
+                "keys_file_read_only",
+                "needs a keys_file to follow (make one with `ory-proxy keys generate --out FILE`)",
+            ));
+        }
+        Ok(read_only)
     }
 }
