@@ -131,7 +131,8 @@ pub struct Cli {
 pub enum Command {
     /// Make, rotate and list the JWT keys file offline (for instances that only read it, such
     /// as Kubernetes pods with the file in a Secret)
-    #[command(subcommand)]
+    // Without a subcommand: clap's one-line "requires a subcommand", not the help text.
+    #[command(subcommand, arg_required_else_help = false)]
     Keys(KeysCommand),
 }
 

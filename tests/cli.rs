@@ -523,3 +523,64 @@ fn an_invalid_value_names_file_line_and_key_in_every_toml_form() {
     );
     assert_one_line(&out, 2, &["proxy.toml:2", "`session.cache_max_entries`"]);
 }
+
+/// `ory-proxy keys …` (README, "Rotating keys"): the key id on stdout, one line on stderr
+/// (the summary, or the error with exit code 1), and a bad use is a usage error (exit 2).
+#[test]
+fn keys_subcommands_print_the_key_id_and_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jwks.json");
+    let file = path.to_str().unwrap();
+    let out = run_cli(&["keys", "generate", "--out", file], &[], &[]);
+    assert_one_line(&out, 0, &["wrote", file, "mode 0600"]);
+    let first = out.stdout.trim().to_string();
+    assert_eq!(first.len(), 43, "an RFC 7638 thumbprint: {first}");
+    let out = run_cli(&["keys", "generate", "--out", file], &[], &[]);
+    assert_one_line(&out, 1, &["exists", "keys rotate"]);
+
+    let out = run_cli(&["keys", "rotate", file], &[], &[]);
+    assert_one_line(&out, 0, &["added key", "signing in 10m"]);
+    let second = out.stdout.trim().to_string();
+    let out = run_cli(&["keys", "list", file], &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("{first}  signing")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("{second}  signs from")),
+        "{}",
+        out.stdout
+    );
+    let out = run_cli(
+        &["keys", "rotate", "--publish-ahead", "30s", file],
+        &[],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning"),
+        "a short publish-ahead: {}",
+        out.stderr
+    );
+
+    let missing = dir.path().join("missing.json");
+    let out = run_cli(&["keys", "rotate", missing.to_str().unwrap()], &[], &[]);
+    assert_one_line(&out, 1, &["does not exist", "keys generate --out"]);
+    let out = run_cli(
+        &["keys", "rotate", "--publish-ahead", "soon", file],
+        &[],
+        &[],
+    );
+    assert_one_line(&out, 2, &["soon", "--publish-ahead"]);
+    let out = run_cli(&["keys"], &[], &[]);
+    assert_one_line(&out, 2, &["subcommand"]);
+}
+
+#[test]
+fn keys_file_read_only_needs_a_keys_file() {
+    let env = [("ORY_PROXY_JWT__KEYS_FILE_READ_ONLY", "true")];
+    let out = run_cli(&["--sdk-url", ORY, APP], &env, &[]);
+    assert_one_line(&out, 2, &["keys_file_read_only", "keys_file"]);
+}
