@@ -288,15 +288,18 @@ async fn a_rotation_seen_late_by_one_replica_rejects_no_token_anywhere() {
     let sign_from = file["keys"][0]["sign_from"].as_u64().expect("sign_from");
     c.keys[0].publish(&[("jwks.json", &secret)], 0o600, None);
     c.keys[1].publish(&[("jwks.json", &secret)], 0o600, None);
-    let late_at = Instant::now() + LAG;
-    let mut late_done = false;
+    // The late pod's kubelet, on a clock of its own (not delayed by the rounds below).
+    let mut late = c.keys.pop().expect("three mounts");
+    let late_secret = secret.clone();
+    let late_kubelet = std::thread::spawn(move || {
+        std::thread::sleep(LAG);
+        late.publish(&[("jwks.json", &late_secret)], 0o600, None);
+        late
+    });
 
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if !late_done && Instant::now() >= late_at {
-            c.keys[2].publish(&[("jwks.json", &secret)], 0o600, None);
-            late_done = true;
-        }
+        let late_done = late_kubelet.is_finished();
         w.round(&c, Some(&new), sign_from).await;
         let mut old_listed = false;
         for p in &c.replicas {
@@ -312,6 +315,7 @@ async fn a_rotation_seen_late_by_one_replica_rejects_no_token_anywhere() {
             c.replicas[2].logs()
         );
     }
+    late_kubelet.join().expect("the late kubelet's update");
     assert!(
         w.violations.is_empty(),
         "{} failed verifications, first: {:?}",
