@@ -170,6 +170,31 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// SIGUSR1 cannot rotate a keys file the replica only reads: it says where to rotate, and
+/// changes nothing.
+#[actix_web::test]
+async fn sigusr1_on_a_read_only_replica_says_where_to_rotate() {
+    let _one = ONE_CLUSTER.lock().await;
+    let mut c = Cluster::start();
+    let before = kids(&jwks(&c.replicas[1]).await);
+    let mark = c.replicas[1].mark();
+    c.replicas[1].signal("USR1");
+    let line = c.replicas[1]
+        .wait_line_after(mark, Duration::from_secs(10), |l| l.contains("SIGUSR1"))
+        .unwrap_or_else(|| panic!("nothing said; stderr:\n{}", c.replicas[1].logs()));
+    assert!(line.contains("ory-proxy keys rotate"), "{line}");
+    assert_eq!(kids(&jwks(&c.replicas[1]).await), before);
+    c.replicas[1].assert_alive();
+    let staged: Value = serde_json::from_slice(&std::fs::read(&c.staged).unwrap()).unwrap();
+    assert_eq!(staged["keys"].as_array().unwrap().len(), 1);
+    let mounted = std::fs::read(c.keys[1].path("jwks.json")).unwrap();
+    assert_eq!(
+        mounted,
+        std::fs::read(&c.staged).unwrap(),
+        "the mounted file was written"
+    );
+}
+
 #[actix_web::test]
 async fn a_proxy_toml_edit_reaches_every_replica() {
     let _one = ONE_CLUSTER.lock().await;
@@ -323,6 +348,13 @@ async fn a_rotation_seen_late_by_one_replica_rejects_no_token_anywhere() {
         &w.violations[..w.violations.len().min(5)]
     );
     assert!(w.early.is_empty(), "signed before sign_from: {:?}", w.early);
+    for (i, p) in c.replicas.iter().enumerate() {
+        let late = p.lines(|l| l.contains("signs at once"));
+        assert!(
+            late.is_empty(),
+            "replica {i} read the new key late: {late:?}"
+        );
+    }
     assert!(
         w.saw_lag,
         "never saw a replica without the new key while another had it: the lag was not tested"
