@@ -138,7 +138,7 @@ def whoami_count(stats):
         return 0
 
 
-def start_proxy(port, ory_url, tmp, rust_log=None, binary=None):
+def start_proxy(port, ory_url, tmp, rust_log=None, binary=None, config=None):
     """ory-proxy as shipped (its default level, the access log on, stderr to a file), or with
     `rust_log` as RUST_LOG. PROXY_RUST_LOG overrides both. `binary` replaces the build's own
     (BASELINE_BIN: another commit's binary, for before/after in the same run)."""
@@ -147,11 +147,26 @@ def start_proxy(port, ory_url, tmp, rust_log=None, binary=None):
     level = os.environ.get("PROXY_RUST_LOG", rust_log)
     if level:
         env["RUST_LOG"] = level
-    p = spawn([binary or os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port),
-               "http://127.0.0.1:3100"],
+    cmd = [binary or os.path.join(REL, "ory-proxy"), "--sdk-url", ory_url, "--port", str(port)]
+    if config:
+        cmd += ["--config", config]
+    p = spawn(cmd + ["http://127.0.0.1:3100"],
               env=env, stderr=log_file(tmp, f"ory-proxy-{port}.log"), stdout=subprocess.DEVNULL)
     wait_port(port, proc=p)
     return p
+
+
+def rules_config(tmp, n):
+    """A proxy.toml with `n` access rules that the benchmark's paths do not meet (each needs a
+    session under its own prefix, with a `*` and a `**` glob)."""
+    path = os.path.join(tmp, f"rules-{n}.toml")
+    with open(path, "w") as f:
+        f.write('[access]\ndefault = "optional"\n')
+        for i in range(n):
+            f.write(f'\n[[access.rules]]\nname = "area{i}"\npaths = ["/area{i}", "/area{i}/*/edit", "/area{i}/**"]\n'
+                    f'methods = []\nrequire = "session"\n')
+    os.chmod(path, 0o600)
+    return path
 
 
 def first_200_ms(ory_url):
@@ -297,7 +312,7 @@ def main():
     ap.add_argument("--quiet-logs", action="store_true",
                     help="access logs off everywhere (ory-proxy at RUST_LOG=warn, nginx and Caddy without access_log)")
     QUIET = ap.parse_args().quiet_logs
-    ports = (3100, 3200, 3210, 3211, 3220, 3221, 3230, 3231, 3300, 3301, 3302, 3303, 3310, 3390)
+    ports = (3100, 3200, 3210, 3211, 3220, 3221, 3230, 3231, 3300, 3301, 3302, 3303, 3304, 3310, 3390)
     busy = [p for p in ports if port_busy(p)]
     if busy:
         sys.exit(f"ports already in use: {busy} (a previous run still alive?)")
@@ -336,6 +351,10 @@ def main():
     proxy2 = start_proxy(3301, ory2, tmp, "warn" if QUIET else None)
     # The same build with the access log off, for its cost (as shipped only).
     quiet = None if QUIET else start_proxy(3302, ory0, tmp, "warn")
+    # The same build with RULES access rules loaded, none of which matches the benchmark's
+    # paths: every request is matched against all of them and falls to the default.
+    rules = int(os.environ.get("RULES", "0"))
+    ruled = start_proxy(3304, ory0, tmp, "warn" if QUIET else None, config=rules_config(tmp, rules)) if rules else None
     # Another build of ory-proxy (e.g. the commit before a change), beside this one in the same run.
     baseline_bin = os.environ.get("BASELINE_BIN")
     baseline = start_proxy(3303, ory0, tmp, "warn" if QUIET else None, baseline_bin) if baseline_bin else None
@@ -356,6 +375,11 @@ def main():
     ]
     if caddy is not None:
         scenarios.append(("Caddy forward_auth", "http://127.0.0.1:3230/", s0, [caddy.pid], stats0, CONC))
+    if ruled is not None:
+        scenarios += [
+            (f"ory-proxy anonymous, {rules} rules", "http://127.0.0.1:3304/", [], [ruled.pid], None, CONC),
+            (f"ory-proxy session (cache hit), {rules} rules", "http://127.0.0.1:3304/", s0, [ruled.pid], stats0, CONC),
+        ]
     if baseline is not None:
         scenarios += [
             ("BASELINE_BIN anonymous", "http://127.0.0.1:3303/", [], [baseline.pid], None, CONC),
@@ -452,6 +476,13 @@ def main():
         (f"/big p99 vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big", "p99"), "<= 1.5"),
         (f"/big req/s vs nginx (c={BIG_CONC})", ratio("ory-proxy /big", "nginx /big"), ">= 1.0"),
     ]
+    if rules:
+        targets += [
+            (f"anonymous with {rules} rules vs without, req/s",
+             ratio(f"ory-proxy anonymous, {rules} rules", "ory-proxy anonymous"), ">= 0.97"),
+            (f"session cache hit with {rules} rules vs without, req/s",
+             ratio(f"ory-proxy session (cache hit), {rules} rules", "ory-proxy session (cache hit)"), ">= 0.97"),
+        ]
     if "BASELINE_BIN anonymous" in results:
         targets += [
             ("anonymous vs BASELINE_BIN, req/s", ratio("ory-proxy anonymous", "BASELINE_BIN anonymous"), "(before/after)"),
