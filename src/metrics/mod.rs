@@ -7,6 +7,10 @@
 //! this module knows about them. Counters are plain atomics updated with relaxed ordering: a
 //! scrape may see one counter a request ahead of another, never a torn or lost update.
 
+mod access;
+
+pub use access::{AccessCounts, AccessDecision, DecisionCounts};
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -167,6 +171,8 @@ pub struct Metrics {
     rewrite_buffer: AtomicU64,
     /// Textual Ory answers passed on unrewritten because the rewrite budget was spent.
     rewrite_skipped: AtomicU64,
+    /// What the access rules decided, per rule.
+    pub access: AccessCounts,
 }
 
 impl Default for Metrics {
@@ -181,6 +187,7 @@ impl Default for Metrics {
             reloads: Default::default(),
             rewrite_buffer: AtomicU64::new(0),
             rewrite_skipped: AtomicU64::new(0),
+            access: AccessCounts::default(),
         }
     }
 }
@@ -297,6 +304,7 @@ impl Metrics {
             "ory_proxy_rewrite_skipped_total {}",
             load(&self.rewrite_skipped)
         )?;
+        self.access.render_into(out)?;
         Ok(())
     }
 
@@ -442,6 +450,7 @@ mod tests {
         m.whoami(WhoamiOutcome::Failed);
         m.minted();
         m.reload(ReloadOutcome::Rejected);
+        m.access.rule("admin").add(AccessDecision::Login);
         let t = m.render();
         assert_eq!(value(&t, "ory_proxy_app_auth_total{auth=\"jwt\"}"), 1.0);
         assert_eq!(value(&t, "ory_proxy_whoami_total{outcome=\"error\"}"), 1.0);
@@ -492,7 +501,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 11, "{described:?}");
+        assert_eq!(described.len(), 12, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }
