@@ -215,8 +215,14 @@ mod tests {
             assert_eq!(v["error"]["id"], id);
             assert_eq!(v["error"]["code"], code);
             assert!(v["error"]["reason"].as_str().is_some_and(|r| !r.is_empty()));
-            assert_eq!(res.headers().get(header::CACHE_CONTROL).unwrap(), "no-store");
-            assert_eq!(res.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
+            assert_eq!(
+                res.headers().get(header::CACHE_CONTROL).unwrap(),
+                "no-store"
+            );
+            assert_eq!(
+                res.headers().get(header::CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
         }
         let res = answer(Outcome::Aal2Required, "*/*");
         let v: serde_json::Value = serde_json::from_str(res.body()).unwrap();
@@ -237,7 +243,10 @@ mod tests {
             "http://localhost:4000/.ory/self-service/login/browser?return_to=http%3A%2F%2Flocalhost%3A4000%2Fadmin%3Fx%3D1"
         );
         let res = answer(Outcome::StepUp, "text/html");
-        assert!(res.headers().get(header::LOCATION).unwrap()
+        assert!(res
+            .headers()
+            .get(header::LOCATION)
+            .unwrap()
             .to_str()
             .unwrap()
             .contains("?aal=aal2&return_to="));
@@ -251,7 +260,10 @@ mod tests {
             );
         }
         assert_eq!(
-            answer(Outcome::Unavailable, "text/html").headers().get(header::RETRY_AFTER).unwrap(),
+            answer(Outcome::Unavailable, "text/html")
+                .headers()
+                .get(header::RETRY_AFTER)
+                .unwrap(),
             "5"
         );
     }

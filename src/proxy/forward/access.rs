@@ -127,10 +127,12 @@ mod tests {
 
     #[test]
     fn browsers_are_get_or_head_navigations_asking_for_html() {
-        let html = || (
-            header::ACCEPT,
-            "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
-        );
+        let html = || {
+            (
+                header::ACCEPT,
+                "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8",
+            )
+        };
         assert!(is_browser(
             &TestRequest::get().insert_header(html()).to_http_request()
         ));
