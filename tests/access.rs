@@ -500,3 +500,32 @@ fn explain_names_the_rule_and_what_happens() {
     );
     assert!(out.stdout.contains("\n[[access.rules]]"), "{}", out.stdout);
 }
+
+#[actix_web::test]
+async fn json_access_lines_carry_the_rule_and_the_decision() {
+    let (ory, app) = (FakeOry::start(), FakeApp::start());
+    let proxy = start(&ory.url(), &app, &format!("log_format = \"json\"\n{RULES}"));
+    assert_eq!(get(&proxy, "/api/x", &[API]).await.status, 401);
+    // Ory's own answer, through the proxy: no rule applies.
+    assert_eq!(get(&proxy, "/.ory/sessions/whoami", &[]).await.status, 401);
+    let line = |path: &str| {
+        let needle = format!("\"path\":\"{path}\"");
+        let l = proxy
+            .wait_line(RELOAD_DEADLINE, |l| {
+                l.contains("ory_proxy::access") && l.contains(&needle)
+            })
+            .unwrap_or_else(|| panic!("no access line for {path}:\n{}", proxy.logs()));
+        serde_json::from_str::<serde_json::Value>(&l).unwrap()
+    };
+    let denied = line("/api/x");
+    assert_eq!(
+        (denied["rule"].as_str(), denied["decision"].as_str()),
+        (Some("api"), Some("unauthenticated"))
+    );
+    assert_eq!(denied["status"], 401);
+    let ory_line = line("/.ory/sessions/whoami");
+    assert_eq!(
+        (ory_line["rule"].as_str(), ory_line["decision"].as_str()),
+        (Some("-"), Some("-"))
+    );
+}
