@@ -83,7 +83,9 @@ pub fn explain(policy: &Policy, asked: &Asked) -> String {
     for (label, state) in rows {
         // A session whose address the rule allows; the other case is a line of its own.
         let allowed = &[];
-        let browser = decide(rule.require, allowed, state, true);
+        // Only a GET or HEAD is a navigation a browser can be redirected from.
+        let navigation = matches!(asked.method, Method::GET | Method::HEAD);
+        let browser = decide(rule.require, allowed, state, navigation);
         let other = decide(rule.require, allowed, state, false);
         let describe = |o| describe_outcome(policy, o, state, asked);
         if browser == other {
@@ -240,6 +242,12 @@ mod tests {
         let out = explain(&policy(), &Asked::parse("/x/../admin").unwrap());
         assert!(out.contains("read as          /admin"), "{out}");
         assert!(out.contains("as written       /x/../admin"), "{out}");
+        let out = explain(&policy(), &Asked::parse("POST /admin").unwrap());
+        assert!(
+            out.contains("signed out       401 JSON (session_inactive)"),
+            "{out}"
+        );
+        assert!(!out.contains("303"), "a POST is never redirected: {out}");
         let out = explain(&policy(), &Asked::parse("/else").unwrap());
         assert!(
             out.contains("none matches: the default, require optional"),
