@@ -50,6 +50,8 @@ fn access(ms: f64) -> Access<'static> {
         duration: Duration::from_secs_f64(ms / 1000.0),
         upstream: "app",
         auth: "jwt",
+        rule: "default",
+        decision: "allow",
     }
 }
 

@@ -94,6 +94,11 @@ pub struct Cli {
     #[arg(long)]
     pub check_config: bool,
 
+    /// With --check-config (implied): which access rule a request meets and what happens to it
+    /// signed out, with aal1 and with aal2, e.g. "GET /admin/users"
+    #[arg(long, value_name = "REQUEST")]
+    pub explain: Option<String>,
+
     /// No effect: ory-proxy never prompts or signs in
     #[arg(short = 'q', long, help_heading = COMPAT)]
     pub quiet: bool,

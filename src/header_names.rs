@@ -1,12 +1,100 @@
-//! Header names as CGI and WSGI servers read them (`_` and `.` as `-`, see [`folded`]), and the
-//! configured lists of them ([`HeaderList`], the value of `strip_request_headers`). A leaf: the
-//! configuration parses the lists, the proxy's header rules apply them, and neither has to
-//! import the other for it.
+//! Header names as CGI and WSGI servers read them (`_` and `.` as `-`, see [`folded`]), the
+//! names the proxy owns on every request ([`owned_by_proxy`]), and the configured lists of them
+//! ([`HeaderList`], the value of `strip_request_headers`). A leaf: the configuration parses the
+//! lists and checks identity header names against the owned ones, the proxy's header rules
+//! apply them, and neither has to import the other for it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use actix_web::http::header::HeaderName;
+use actix_web::http::header::{self, HeaderName};
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) whatever `Connection` lists; `keep-alive` and
+/// `proxy-connection` are matched by name in [`is_always_hop_by_hop`]. `Expect` is one: the
+/// proxy is the hop that answers it (see `proxy::hop_by_hop`).
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    header::EXPECT,
+];
+
+/// Whether a lowercase name is hop-by-hop whatever `Connection` lists.
+pub fn is_always_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+        || name == "keep-alive"
+        || name == "proxy-connection"
+}
+
+/// Headers that tell the client's address. Like `X-Forwarded-For`, they pass only from a proxy
+/// in `trusted_proxies`; `X-Real-IP` the proxy always sets itself.
+const CLIENT_ADDRESS: &[&str] = &[
+    "true-client-ip",
+    "x-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+];
+
+/// Whether a lowercase name tells the client's address (other than `X-Real-IP`).
+pub fn is_client_address(name: &str) -> bool {
+    CLIENT_ADDRESS.contains(&name)
+}
+
+/// Whether a lowercase name is one of Ory's control headers (`Ory-*`, the legacy `X-Ory-*`),
+/// through which a client could steer Ory or fool the app: the proxy sets its own.
+pub fn is_ory_control(name: &str) -> bool {
+    name.starts_with("ory-") || name.starts_with("x-ory-")
+}
+
+/// Whether a folded, lowercase name is one the proxy sets or strips on every request: the
+/// forwarding and client-address headers, `Host`, `Authorization`, `Content-Length`, the
+/// hop-by-hop headers, and Ory's control headers.
+pub fn owned_by_proxy(folded: &str) -> bool {
+    matches!(
+        folded,
+        "host" | "authorization" | "content-length" | "forwarded" | "x-real-ip"
+    ) || is_always_hop_by_hop(folded)
+        || folded.starts_with("x-forwarded-")
+        || is_ory_control(folded)
+        || is_client_address(folded)
+}
+
+/// The `X-Forwarded-*` names that carry an identity, not a hop (oauth2-proxy made them common):
+/// the only ones an access rule's identity header may have.
+const FORWARDED_IDENTITY: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+];
+
+/// Why a header cannot carry the identity to the app (`[access].identity_headers`), if it
+/// cannot: the proxy owns it, it carries credentials or the body's framing, or it is spelled
+/// with `_` or `.`, which servers in front of apps drop or confuse with `-`.
+pub fn identity_header_refusal(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Some("is not a header name");
+    }
+    if lower.contains(['_', '.']) {
+        return Some(
+            "has `_` or `.`, which many servers drop or read as `-`: write it with dashes",
+        );
+    }
+    let owned = owned_by_proxy(&lower) && !FORWARDED_IDENTITY.contains(&lower.as_str());
+    if owned || matches!(lower.as_str(), "cookie" | "x-session-token") {
+        return Some("is set or checked by the proxy itself (forwarding, credentials, hop-by-hop or Ory's headers)");
+    }
+    if lower.starts_with("content-") {
+        return Some("describes the request body");
+    }
+    None
+}
 
 /// The default `strip_request_headers`: headers that identity-aware proxies set for the app
 /// behind them (oauth2-proxy, Pomerium, Authelia, Authentik, Vouch, Grafana's and Apache's auth

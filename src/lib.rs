@@ -4,12 +4,14 @@
 //! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache;
 //! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
 //! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
-//! Leaves any layer may use: [`metrics`] (the counters), [`html`] (the escaper for the pages the
-//! proxy writes itself), [`header_names`] (header names compared as CGI servers read them),
+//! Leaves any layer may use: [`metrics`] (the counters), [`access`] (the route protection rules,
+//! compiled by the configuration and applied by the proxy), [`html`] (the escaper for the pages
+//! the proxy writes itself), [`header_names`] (header names compared as CGI servers read them),
 //! [`file_read`] and [`strict_modes`] (how the operator's files are read, and whose they may be).
 //! [`version`] says what was built; [`completions`] prints shell completions and the man page
 //! from the flags' definition.
 
+pub mod access;
 pub mod cli;
 pub mod completions;
 pub mod config;

@@ -62,6 +62,17 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// An invalid part of `name`'s value: a rule of a list, an entry of a map. The error names
+    /// `name` and, when the file gave it, the line of `part` (`0.paths`: the first rule's paths).
+    pub fn err_at(&self, name: &str, part: &str, message: impl Into<String>) -> ConfigError {
+        let key = self.key(name);
+        ConfigError::Invalid {
+            origin: (self.origin)(&format!("{key}.{part}")),
+            key,
+            message: message.into(),
+        }
+    }
+
     /// Records the value `--check-config` shows for `name`.
     pub fn show(&self, name: &str, value: impl Into<toml::Value>) {
         let key = self.key(name);

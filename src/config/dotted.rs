@@ -3,21 +3,20 @@
 
 use toml::{Table, Value};
 
-/// Every leaf of `t` (any value but a table), with its dotted key, in table order.
+/// Every leaf of `t` with its dotted key, in table order. The tree has two levels: a table at
+/// the top is a section, whose keys are leaves; a table inside a section is one value (a map
+/// such as `access.identity_headers`), as is a list of tables (`access.rules`).
 pub fn leaves(t: &Table) -> Vec<(String, &Value)> {
     let mut out = Vec::new();
-    collect("", t, &mut out);
-    out
-}
-
-fn collect<'a>(prefix: &str, t: &'a Table, out: &mut Vec<(String, &'a Value)>) {
     for (k, v) in t {
-        let key = join(prefix, k);
         match v {
-            Value::Table(inner) => collect(&key, inner, out),
-            leaf => out.push((key, leaf)),
+            Value::Table(section) => {
+                out.extend(section.iter().map(|(name, leaf)| (join(k, name), leaf)));
+            }
+            leaf => out.push((k.clone(), leaf)),
         }
     }
+    out
 }
 
 /// `prefix.name`, or `name` at the top level.
@@ -83,9 +82,13 @@ mod tests {
 
     #[test]
     fn leaves_are_dotted_and_in_order() {
-        let t = table("b = 1\na = [1]\n[z]\ny = \"x\"\n[c]\n");
+        let t = table("b = 1\na = [1]\n[z]\ny = \"x\"\nm = { k = 1 }\n[c]\n");
         let keys: Vec<String> = leaves(&t).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["b", "a", "z.y"]);
+        assert_eq!(
+            keys,
+            ["b", "a", "z.y", "z.m"],
+            "a map in a section is one value"
+        );
         assert_eq!(get(&t, "z.y"), Some(&Value::from("x")));
         assert_eq!(get(&t, "z.q"), None);
         assert_eq!(get(&t, "b.c"), None);

@@ -43,9 +43,24 @@ pub fn first_env(
         .find_map(|n| env(&n).filter(|v| !v.is_empty()).map(|v| (n, v)))
 }
 
-/// An environment value typed like the key's default: lists split on commas.
+/// An environment value typed like the key's default: lists split on commas, maps written
+/// `Name=value,Name=value`.
 fn typed(raw: &str, like: &Value) -> Result<Value, String> {
     match like {
+        Value::Table(_) => raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => {
+                    Ok((k.trim().to_string(), Value::from(v.trim())))
+                }
+                _ => Err(format!(
+                    "{pair:?} is not `Name=value` (entries separated by commas)"
+                )),
+            })
+            .collect::<Result<toml::Table, String>>()
+            .map(Value::Table),
         Value::Array(_) => Ok(Value::Array(
             raw.split(',')
                 .map(str::trim)
@@ -87,13 +102,23 @@ pub fn env_layer(env: &EnvLookup) -> Result<Vec<(String, Value, Origin)>, Config
             message,
         })?;
         Tree::check_value(&key, &value).map_err(|message| ConfigError::Invalid {
+            message: if is_list_of_tables(&key) {
+                "a list of tables cannot be written in one variable; set it in proxy.toml".into()
+            } else {
+                message
+            },
             key: key.clone(),
             origin: origin.clone(),
-            message,
         })?;
         layer.push((key, value, origin));
     }
     Ok(layer)
+}
+
+/// Whether `key` holds a list of tables (`access.rules`) rather than of strings.
+fn is_list_of_tables(key: &str) -> bool {
+    let of = |v: Value| Tree::check_value(key, &Value::Array(vec![v])).is_ok();
+    of(Value::Table(toml::Table::new())) && !of(Value::from("x"))
 }
 
 /// `ORY_PROXY_` variables among `names` that are no key's (a typo would otherwise be ignored).
@@ -170,6 +195,35 @@ mod tests {
             ]),
             ["ORY_PROXY_JWT_TTL"]
         );
+    }
+
+    #[test]
+    fn maps_are_name_value_pairs_and_lists_of_tables_stay_in_the_file() {
+        let env = env_of(&[(
+            "ORY_PROXY_ACCESS__IDENTITY_HEADERS",
+            "X-Forwarded-Email=identity.traits.email, X-Forwarded-User = identity.id",
+        )]);
+        let l = layer(&Cli::default(), &*env, None).unwrap();
+        let h = l.merged.access.identity_headers.clone().unwrap();
+        assert_eq!(h["X-Forwarded-Email"], "identity.traits.email");
+        assert_eq!(h["X-Forwarded-User"], "identity.id");
+        assert_eq!(
+            l.origin_of("access.identity_headers.X-Forwarded-User"),
+            Origin::Env("ORY_PROXY_ACCESS__IDENTITY_HEADERS".into())
+        );
+        let env = env_of(&[("ORY_PROXY_ACCESS__IDENTITY_HEADERS", "X-User")]);
+        let e = layer(&Cli::default(), &*env, None).unwrap_err().to_string();
+        assert!(e.contains("Name=value"), "{e}");
+        let env = env_of(&[("ORY_PROXY_ACCESS__RULES", "/admin")]);
+        let e = layer(&Cli::default(), &*env, None).unwrap_err().to_string();
+        assert!(
+            e.starts_with("env ORY_PROXY_ACCESS__RULES: `access.rules`")
+                && e.contains("proxy.toml"),
+            "{e}"
+        );
+        let env = env_of(&[("ORY_PROXY_ACCESS__DEFAULT", "session")]);
+        let l = layer(&Cli::default(), &*env, None).unwrap();
+        assert_eq!(l.merged.access.default.as_deref(), Some("session"));
     }
 
     #[test]

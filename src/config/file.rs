@@ -61,12 +61,24 @@ pub fn parse(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
     })
 }
 
+/// The line of every key, and of every table in a list of tables as `key.<index>` (from 0):
+/// an error in the second rule names the line of the key at fault, `access.rules.1.paths`.
 fn collect_lines(text: &str, prefix: &str, table: &DeTable<'_>, out: &mut Vec<(String, usize)>) {
     for (k, v) in table.iter() {
         let key = dotted::join(prefix, k.get_ref());
         out.push((key.clone(), line_of_offset(text, k.span().start)));
-        if let DeValue::Table(inner) = v.get_ref() {
-            collect_lines(text, &key, inner, out);
+        match v.get_ref() {
+            DeValue::Table(inner) => collect_lines(text, &key, inner, out),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        let at = format!("{key}.{i}");
+                        out.push((at.clone(), line_of_offset(text, item.span().start)));
+                        collect_lines(text, &at, inner, out);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -57,20 +57,31 @@ pub struct Layered {
 }
 
 impl Layered {
-    /// Where the effective value of `key` came from.
+    /// Where the effective value of `key` came from. A part of a value (`access.rules.0.paths`,
+    /// a rule's paths) came from where the closest enclosing part did, up to the key itself
+    /// (never a section: a key the file does not set is not the file's).
     pub fn origin_of(&self, key: &str) -> Origin {
-        if let Some(o) = self.flags.origin(key).or_else(|| self.env.origin(key)) {
-            return o.clone();
-        }
-        if let Some(f) = &self.file {
-            if let Some(line) = f.line_of(key) {
-                return Origin::File {
-                    path: f.path.clone(),
-                    line: Some(line),
-                };
+        let mut k = key;
+        loop {
+            if let Some(o) = self.origin_exact(k) {
+                return o;
+            }
+            match k.rsplit_once('.') {
+                Some((parent, _)) if parent.contains('.') => k = parent,
+                _ => return Origin::Default,
             }
         }
-        Origin::Default
+    }
+
+    fn origin_exact(&self, key: &str) -> Option<Origin> {
+        if let Some(o) = self.flags.origin(key).or_else(|| self.env.origin(key)) {
+            return Some(o.clone());
+        }
+        let f = self.file.as_ref()?;
+        f.line_of(key).map(|line| Origin::File {
+            path: f.path.clone(),
+            line: Some(line),
+        })
     }
 
     /// Keys pinned by env or flags, with who pinned them (a flag over a variable).
@@ -230,6 +241,24 @@ fn merge(layers: &[&Table]) -> Result<Tree, ConfigError> {
         .map_err(rule)
 }
 
+/// The `config` crate merges tables key by key; a map value (`access.identity_headers`) is one
+/// value, which the highest layer that sets it replaces whole, as a list is.
+fn whole_maps(merged: Tree, layers: &[&Table]) -> Result<Tree, ConfigError> {
+    let mut maps = layers
+        .iter()
+        .flat_map(|t| dotted::leaves(t))
+        .filter(|(_, v)| v.is_table())
+        .peekable();
+    if maps.peek().is_none() {
+        return Ok(merged);
+    }
+    let mut table = merged.to_table()?;
+    for (key, value) in maps {
+        dotted::insert(&mut table, &key, value.clone());
+    }
+    Tree::from_table(table).map_err(|e| ConfigError::Rule(format!("configuration: {e}")))
+}
+
 /// Layers defaults, the file, env and flags into [`Layered`].
 pub fn layer(
     cli: &Cli,
@@ -245,7 +274,8 @@ pub fn layer(
     let defaults = Tree::defaults().to_table()?;
     let none = Table::new();
     let file_table = file.as_ref().map_or(&none, |f| &f.table);
-    let merged = merge(&[&defaults, file_table, &env.table, &flags.table])?;
+    let layers = [&defaults, file_table, &env.table, &flags.table];
+    let merged = whole_maps(merge(&layers)?, &layers)?;
     Ok(Layered {
         merged,
         file,

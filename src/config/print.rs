@@ -21,21 +21,56 @@ pub fn effective_config(loaded: &Loaded) -> String {
         dotted::insert(&mut table, key, value.clone());
     }
     let mut section = String::new();
+    // Lists of tables (`[[access.rules]]`) come after the other keys of their section.
+    let mut tables: Vec<(String, &toml::Value)> = Vec::new();
     for (key, value) in dotted::leaves(&table) {
         let (sec, name) = key.rsplit_once('.').unwrap_or(("", key.as_str()));
         if sec != section {
+            print_tables(&mut out, loaded, &mut tables);
             let _ = write!(out, "\n[{sec}]\n");
             section = sec.to_string();
         }
-        let mut line = format!("{name} = {value}");
-        let remarks = remarks(loaded, &key);
-        if !remarks.is_empty() {
-            let pad = REMARK_COLUMN.saturating_sub(line.len()).max(1);
-            let _ = write!(line, "{:pad$}# {}", "", remarks.join("; "));
+        if is_list_of_tables(value) {
+            tables.push((key.clone(), value));
+            continue;
         }
-        let _ = writeln!(out, "{line}");
+        let line = format!("{name} = {value}");
+        let _ = writeln!(out, "{}", with_remarks(line, &remarks(loaded, &key)));
     }
+    print_tables(&mut out, loaded, &mut tables);
     out
+}
+
+fn is_list_of_tables(v: &toml::Value) -> bool {
+    v.as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(toml::Value::is_table))
+}
+
+/// Each table of each list as a `[[key]]` block, the header remarked with where it was set.
+fn print_tables(out: &mut String, loaded: &Loaded, tables: &mut Vec<(String, &toml::Value)>) {
+    for (key, value) in tables.drain(..) {
+        let items = value.as_array().map_or(&[][..], Vec::as_slice);
+        for (i, item) in items.iter().enumerate() {
+            let header = format!("\n[[{key}]]");
+            let _ = writeln!(
+                out,
+                "{}",
+                with_remarks(header, &remarks(loaded, &format!("{key}.{i}")))
+            );
+            for (k, v) in item.as_table().into_iter().flatten() {
+                let _ = writeln!(out, "{k} = {v}");
+            }
+        }
+    }
+}
+
+fn with_remarks(mut line: String, remarks: &[String]) -> String {
+    if !remarks.is_empty() {
+        let width = line.len() - line.rfind('\n').map_or(0, |i| i + 1);
+        let pad = REMARK_COLUMN.saturating_sub(width).max(1);
+        let _ = write!(line, "{:pad$}# {}", "", remarks.join("; "));
+    }
+    line
 }
 
 fn remarks(loaded: &Loaded, key: &str) -> Vec<String> {

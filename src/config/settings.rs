@@ -22,6 +22,7 @@ pub use super::keys::jwt::JwtLive;
 pub use super::keys::limits::LimitsFixed;
 pub use super::keys::redirects::RedirectsLive;
 pub use super::keys::session::SessionLive;
+use crate::access::Policy;
 use crate::header_names::HeaderList;
 
 /// Where Ory is.
@@ -85,6 +86,8 @@ pub struct Live {
     pub log_format: super::log_format::LogFormat,
     /// Client headers never sent to the app, in any spelling (`strip_request_headers`).
     pub strip_request_headers: HeaderList,
+    /// `[access]`: the route protection rules, compiled.
+    pub access: Arc<Policy>,
 }
 
 /// Validated settings, with the merged tree they came from (what a reload compares against).
@@ -288,6 +291,9 @@ fn validate_live(c: &Check<'_>, t: &Tree, fixed: &Fixed) -> Result<Live, ConfigE
         log_level,
         log_format,
         strip_request_headers,
+        access: t
+            .access
+            .policy(&c.section("access"), &fixed.publish_origin, fixed.no_jwt)?,
     })
 }
 

@@ -5,8 +5,8 @@
 //!
 //! One rule for all of them: a header the app could take for something the proxy vouches for
 //! is the proxy's to set, never the client's. Headers the proxy sets from the session (the JWT's
-//! `Authorization` today, identity headers of access rules later) belong to the same list: what
-//! the proxy sets, it first strips in every spelling.
+//! `Authorization`, the identity headers of `[access].identity_headers`) belong to the same
+//! list: what the proxy sets, it first strips in every spelling, from trusted proxies too.
 //!
 //! HTTP tells `X_Forwarded_For` from `X-Forwarded-For`, but CGI and WSGI servers do not: both
 //! become `HTTP_X_FORWARDED_FOR`, and which one an app then sees depends on header order. So a
@@ -19,42 +19,9 @@ use std::borrow::Cow;
 
 use actix_web::http::header::HeaderName;
 
-use super::hop_by_hop::is_always_hop_by_hop;
 use crate::header_names::{folded, HeaderList};
 
-/// Headers that tell the client's address. Like `X-Forwarded-For`, they pass only from a proxy
-/// in `trusted_proxies`; `X-Real-IP` the proxy always sets itself.
-const CLIENT_ADDRESS: &[&str] = &[
-    "true-client-ip",
-    "x-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "x-cluster-client-ip",
-];
-
-/// Whether a lowercase name tells the client's address (other than `X-Real-IP`).
-pub fn is_client_address(name: &str) -> bool {
-    CLIENT_ADDRESS.contains(&name)
-}
-
-/// Whether a lowercase name is one of Ory's control headers (`Ory-*`, the legacy `X-Ory-*`),
-/// through which a client could steer Ory or fool the app: the proxy sets its own.
-pub fn is_ory_control(name: &str) -> bool {
-    name.starts_with("ory-") || name.starts_with("x-ory-")
-}
-
-/// Whether a folded, lowercase name is one the proxy sets or strips on every request: the
-/// forwarding and client-address headers, `Host`, `Authorization`, `Content-Length`, the
-/// hop-by-hop headers, and Ory's control headers.
-pub fn owned_by_proxy(folded: &str) -> bool {
-    matches!(
-        folded,
-        "host" | "authorization" | "content-length" | "forwarded" | "x-real-ip"
-    ) || is_always_hop_by_hop(folded)
-        || folded.starts_with("x-forwarded-")
-        || is_ory_control(folded)
-        || is_client_address(folded)
-}
+pub use crate::header_names::{is_client_address, is_ory_control, owned_by_proxy};
 
 /// What happens to one client header on its way upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +33,19 @@ pub enum Verdict {
 }
 
 /// The one decision for a client header by name: dropped when it is another spelling of a
-/// header the proxy owns, or, on the way to the app, on `strip` in any spelling.
-pub fn verdict(name: &HeaderName, to_app: bool, strip: &HeaderList) -> Verdict {
+/// header the proxy owns, or, on the way to the app, on `strip` or one of the access rules'
+/// `identity` headers, in any spelling.
+pub fn verdict(
+    name: &HeaderName,
+    to_app: bool,
+    strip: &HeaderList,
+    identity: &HeaderList,
+) -> Verdict {
     let f = folded(name.as_str());
     let respelled = matches!(f, Cow::Owned(_));
-    if (respelled && owned_by_proxy(&f)) || (to_app && strip.contains(&f)) {
+    if (respelled && owned_by_proxy(&f))
+        || (to_app && (strip.contains(&f) || identity.contains(&f)))
+    {
         Verdict::Drop
     } else {
         Verdict::Pass
@@ -101,8 +76,8 @@ mod tests {
             "Proxy_Authorization",
         ] {
             let none = HeaderList::default();
-            assert_eq!(verdict(&name(n), false, &none), Verdict::Drop, "{n}");
-            assert_eq!(verdict(&name(n), true, &none), Verdict::Drop, "{n}");
+            assert_eq!(verdict(&name(n), false, &none, &none), Verdict::Drop, "{n}");
+            assert_eq!(verdict(&name(n), true, &none, &none), Verdict::Drop, "{n}");
         }
     }
 
@@ -118,13 +93,14 @@ mod tests {
             "sec_fetch_mode",
         ] {
             let none = HeaderList::default();
-            assert_eq!(verdict(&name(n), true, &none), Verdict::Pass, "{n}");
+            assert_eq!(verdict(&name(n), true, &none, &none), Verdict::Pass, "{n}");
         }
     }
 
     #[test]
     fn the_default_list_parses_and_matches_in_any_spelling() {
         let list = HeaderList::parse(&HeaderList::default_list()).unwrap();
+        let none = HeaderList::default();
         assert_eq!(
             list.entries().len(),
             crate::header_names::DEFAULT_STRIP_REQUEST_HEADERS.len()
@@ -139,14 +115,14 @@ mod tests {
             "X-MS-Client-Principal-Name",
             "x.forwarded.user",
         ] {
-            assert_eq!(verdict(&name(n), true, &list), Verdict::Drop, "{n}");
+            assert_eq!(verdict(&name(n), true, &list, &none), Verdict::Drop, "{n}");
         }
         // To Ory the list does not apply; respellings of the proxy's own headers still go.
         for n in ["Remote-User", "remote_user", "X-Auth-Request-Email"] {
-            assert_eq!(verdict(&name(n), false, &list), Verdict::Pass, "{n}");
+            assert_eq!(verdict(&name(n), false, &list, &none), Verdict::Pass, "{n}");
         }
         assert_eq!(
-            verdict(&name("x.forwarded.user"), false, &list),
+            verdict(&name("x.forwarded.user"), false, &list, &none),
             Verdict::Drop
         );
         for n in [
@@ -156,7 +132,7 @@ mod tests {
             "x-userland",
             "cookie",
         ] {
-            assert_eq!(verdict(&name(n), true, &list), Verdict::Pass, "{n}");
+            assert_eq!(verdict(&name(n), true, &list, &none), Verdict::Pass, "{n}");
         }
     }
 }

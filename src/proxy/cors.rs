@@ -118,11 +118,7 @@ pub async fn preflight_layer(
     if is_preflight(&req) {
         if let Some(state) = req.app_data::<web::Data<ProxyState>>() {
             let res = preflight(&req, &state.live);
-            AccessTag {
-                upstream: "proxy",
-                auth: "off",
-            }
-            .record(&req);
+            AccessTag::unruled("proxy", "off").record(&req);
             return Ok(req.into_response(res).map_into_right_body());
         }
     }

@@ -9,17 +9,7 @@
 
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 
-/// The fixed set; `keep-alive` and `proxy-connection` are matched by name below.
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-    header::EXPECT,
-];
+pub use crate::header_names::is_always_hop_by_hop;
 
 /// Names listed in every `Connection` header value, lowercase.
 pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
@@ -30,13 +20,6 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect()
-}
-
-/// Whether a lowercase name is hop-by-hop whatever `Connection` lists.
-pub fn is_always_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
-        || name == "keep-alive"
-        || name == "proxy-connection"
 }
 
 /// Whether a header is hop-by-hop, given the `Connection`-listed names.

@@ -20,6 +20,9 @@
 //! [`answer`], never each other in a circle; this module's shared types ([`ProxyState`],
 //! [`RequestLive`], [`AccessTag`]) import no submodule but the header constants and the
 //! rewrite budget.
+//!
+//! Route protection (`[access]`) is decided in the handler's access phase
+//! ([`forward`]), from the rules of [`crate::access`]; its refusals are answers of [`answer`].
 
 pub mod answer;
 pub mod body_idle;
@@ -94,15 +97,30 @@ pub const ACCESS_LOG_TARGET: &str = "ory_proxy::access";
 
 /// What the access log reports about a request, left in the request's extensions by the
 /// handler that served it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AccessTag {
     /// `app`, `ory` or `proxy`.
     pub upstream: &'static str,
     /// `anonymous`, `jwt`, `off`, …
     pub auth: &'static str,
+    /// The access rule the request met (`default` when none did); `None` for the requests no
+    /// rule applies to: Ory's, the proxy's own routes, CORS preflights.
+    pub rule: Option<Arc<str>>,
+    /// What the rule decided (`allow`, `login`, …), `-` without a rule.
+    pub decision: &'static str,
 }
 
 impl AccessTag {
+    /// The tag of a request no access rule applies to.
+    pub fn unruled(upstream: &'static str, auth: &'static str) -> AccessTag {
+        AccessTag {
+            upstream,
+            auth,
+            rule: None,
+            decision: "-",
+        }
+    }
+
     /// Leaves the tag for the access log; nothing (no allocation) when that log is off.
     pub fn record(self, req: &impl actix_web::HttpMessage) {
         if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {

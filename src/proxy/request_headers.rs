@@ -107,6 +107,12 @@ pub struct RequestContext<'a> {
     pub authorization: Option<&'a HeaderValue>,
     /// Client headers never sent to the app (`strip_request_headers`), in any spelling.
     pub strip: &'a HeaderList,
+    /// The names of the access rules' identity headers: the client's never reach the app, in
+    /// any spelling, not even from a trusted proxy.
+    pub identity_names: &'a HeaderList,
+    /// The identity headers of the request's session, set for the app after the client's are
+    /// dropped.
+    pub identity: &'a [(HeaderName, HeaderValue)],
 }
 
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -123,7 +129,12 @@ pub fn write_upstream_headers(inbound: &HeaderMap, out: &mut HeaderMap, ctx: &Re
         out.insert(header::AUTHORIZATION, a.clone());
     }
     match ctx.upstream {
-        Upstream::App => set_app_headers(inbound, out, ctx, &kept),
+        Upstream::App => {
+            for (name, value) in ctx.identity {
+                out.insert(name.clone(), value.clone());
+            }
+            set_app_headers(inbound, out, ctx, &kept);
+        }
         Upstream::Ory => set_ory_headers(inbound, out, ctx.constants),
     }
 }
@@ -158,8 +169,8 @@ fn copy_client_headers<'h>(
             || is_ory_control(name.as_str())
             || (ctx.drop_authorization && *name == header::AUTHORIZATION)
             // `X_Forwarded_For` and friends (an app may fold them into the real ones), and
-            // identity-style headers on the way to the app.
-            || verdict(name, to_app, ctx.strip) == Verdict::Drop
+            // identity-style headers (and the access rules' own) on the way to the app.
+            || verdict(name, to_app, ctx.strip, ctx.identity_names) == Verdict::Drop
             || (!to_app && *name == header::ACCEPT_ENCODING)
         {
             continue;
@@ -262,6 +273,17 @@ mod tests {
     }
 
     fn run(inbound: &[(&str, &str)], upstream: Upstream, f: &Fixed, peer: &str) -> HeaderMap {
+        run_with(inbound, upstream, f, peer, &HeaderList::default(), &[])
+    }
+
+    fn run_with(
+        inbound: &[(&str, &str)],
+        upstream: Upstream,
+        f: &Fixed,
+        peer: &str,
+        identity_names: &HeaderList,
+        identity: &[(HeaderName, HeaderValue)],
+    ) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in inbound {
             h.append(
@@ -280,6 +302,8 @@ mod tests {
             drop_authorization: false,
             authorization: None,
             strip: &strip,
+            identity_names,
+            identity,
         };
         write_upstream_headers(&h, &mut out, &ctx);
         out
@@ -405,6 +429,57 @@ mod tests {
         let ory = run(&sent, Upstream::Ory, &f, "192.0.2.7");
         assert_eq!(all(&ory, "x-real-ip"), ["192.0.2.7"]);
         assert_eq!(all(&ory, "remote-user"), ["eve"]);
+    }
+
+    #[test]
+    fn identity_headers_are_the_proxys_in_every_spelling_even_from_trusted_proxies() {
+        let text = "trusted_proxies = [\"10.0.0.0/8\"]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("proxy.toml");
+        std::fs::write(&p, text).unwrap();
+        let cli = Cli::parse_from([
+            "ory-proxy",
+            "-c",
+            p.to_str().unwrap(),
+            "--sdk-url",
+            "https://k",
+            "http://app",
+        ]);
+        let f = Loader::new(cli, Arc::new(|_| None))
+            .load()
+            .unwrap()
+            .settings
+            .fixed;
+        let names = HeaderList::parse(&["X-Acme-User".into(), "X-Forwarded-Email".into()]).unwrap();
+        let spoof = [
+            ("x-acme-user", "eve"),
+            ("X_Acme_User", "eve"),
+            ("x.acme.user", "eve"),
+            ("x-forwarded-email", "eve@evil.example"),
+            ("x_forwarded_email", "eve@evil.example"),
+            ("x-acme-other", "kept"),
+        ];
+        for peer in ["10.1.2.3", "192.0.2.7"] {
+            let out = run_with(&spoof, Upstream::App, &f, peer, &names, &[]);
+            let leaked: Vec<&str> = out
+                .keys()
+                .map(|n| n.as_str())
+                .filter(|n| {
+                    n.contains("acme-user") || n.contains("acme_user") || n.contains("email")
+                })
+                .collect();
+            assert!(leaked.is_empty(), "{peer}: {leaked:?}");
+            assert_eq!(all(&out, "x-acme-other"), ["kept"]);
+            let set = [(
+                HeaderName::from_static("x-acme-user"),
+                HeaderValue::from_static("ada"),
+            )];
+            let out = run_with(&spoof, Upstream::App, &f, peer, &names, &set);
+            assert_eq!(all(&out, "x-acme-user"), ["ada"], "{peer}");
+            // To Ory the client's headers pass as before, and no identity is added.
+            let ory = run_with(&spoof, Upstream::Ory, &f, peer, &names, &set);
+            assert_eq!(all(&ory, "x-acme-user"), ["eve"]);
+        }
     }
 
     #[test]

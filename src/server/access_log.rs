@@ -1,6 +1,7 @@
-//! One access line per request: method, path, status, duration, upstream, auth. The query is
-//! left out: it can carry flow ids and tokens. The line is formatted on the worker and
-//! written off the request path (see [`super::logging`]).
+//! One access line per request: method, path, status, duration, upstream, auth, and the access
+//! rule the request met with what it decided. The query is left out: it can carry flow ids and
+//! tokens. The line is formatted on the worker and written off the request path (see
+//! [`super::logging`]).
 
 use std::time::Instant;
 
@@ -34,14 +35,11 @@ impl Line {
         let (status, tag) = match res {
             Ok(r) => (
                 r.status().as_u16(),
-                r.request().extensions().get::<AccessTag>().copied(),
+                r.request().extensions().get::<AccessTag>().cloned(),
             ),
             Err(e) => (e.as_response_error().status_code().as_u16(), None),
         };
-        let tag = tag.unwrap_or(AccessTag {
-            upstream: "proxy",
-            auth: "off",
-        });
+        let tag = tag.unwrap_or(AccessTag::unruled("proxy", "off"));
         super::logging::access(
             TARGET,
             &super::logging::Access {
@@ -51,6 +49,8 @@ impl Line {
                 duration: self.start.elapsed(),
                 upstream: tag.upstream,
                 auth: tag.auth,
+                rule: tag.rule.as_deref().unwrap_or("-"),
+                decision: tag.decision,
             },
         );
     }

@@ -44,6 +44,7 @@ fn rows(s: &Settings, facts: &BannerFacts<'_>) -> Vec<(&'static str, String)> {
         rows.push(("metrics", format!("http://{m}/metrics")));
     }
     rows.push(("cors", cors_line(f, l)));
+    rows.push(("access", access_line(l)));
     rows.push(("version", crate::version::LONG.to_string()));
     rows
 }
@@ -64,7 +65,7 @@ pub fn banner(s: &Settings, facts: &BannerFacts<'_>) -> String {
 
 /// The banner as one JSON log record: `msg` says where to open the app, one key per fact
 /// (`publish_url`, `listening`, `application`, `ory`, `jwt`, `config`, `metrics`, `cors`,
-/// `version`).
+/// `access`, `version`).
 pub fn banner_json(s: &Settings, facts: &BannerFacts<'_>) -> String {
     let publish = &s.fixed.publish_origin;
     let mut fields = vec![("publish_url", publish.clone())];
@@ -98,4 +99,20 @@ fn cors_line(f: &Fixed, l: &Live) -> String {
     let mut all = l.cors.exact.clone();
     all.extend(l.cors.wildcards.iter().map(|(p, s)| format!("{p}*{s}")));
     all.join(", ")
+}
+
+/// How many access rules are active, and what the others meet.
+fn access_line(l: &Live) -> String {
+    let a = &l.access;
+    let default = a.rules.default_rule().require.as_str();
+    let mut line = match a.len() {
+        0 => format!("no rules: every app request is {default} (README: \"Protecting routes\")"),
+        1 => format!("1 rule active, otherwise {default}"),
+        n => format!("{n} rules active, otherwise {default}"),
+    };
+    if !a.identity.is_empty() {
+        let names: Vec<&str> = a.identity.pairs().map(|(n, _)| n).collect();
+        line.push_str(&format!("; identity headers {}", names.join(", ")));
+    }
+    line
 }

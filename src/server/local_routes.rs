@@ -24,11 +24,7 @@ pub async fn jwks(
     req: HttpRequest,
     state: web::Data<ProxyState>,
 ) -> Result<HttpResponse, ProxyError> {
-    AccessTag {
-        upstream: "proxy",
-        auth: "off",
-    }
-    .record(&req);
+    AccessTag::unruled("proxy", "off").record(&req);
     let Some(sessions) = &state.sessions else {
         return Err(ProxyError::NotFound("JWT is off (--no-jwt): no JWKS"));
     };
@@ -45,11 +41,7 @@ pub async fn jwks(
 }
 
 pub async fn health(req: HttpRequest) -> HttpResponse {
-    AccessTag {
-        upstream: "proxy",
-        auth: "off",
-    }
-    .record(&req);
+    AccessTag::unruled("proxy", "off").record(&req);
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "no-store"))

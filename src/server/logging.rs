@@ -133,6 +133,10 @@ pub struct Access<'a> {
     pub duration: Duration,
     pub upstream: &'a str,
     pub auth: &'a str,
+    /// The access rule met, `-` when none applies.
+    pub rule: &'a str,
+    /// What it decided, `-` when no rule applies.
+    pub decision: &'a str,
 }
 
 /// Writes an access line under `target` at info level (the caller checked that it is on).
@@ -143,7 +147,9 @@ pub fn access(target: &str, a: &Access<'_>) {
                 text_header(line, Level::Info, target);
                 let _ = write!(line, "{} {} {} ", a.method, a.path, a.status);
                 millis(line, a.duration);
-                let _ = write!(line, "ms upstream={} auth={}", a.upstream, a.auth);
+                let _ = write!(line, "ms upstream={} auth={} rule=", a.upstream, a.auth);
+                text_value(line, a.rule);
+                let _ = write!(line, " decision={}", a.decision);
             }
             LogFormat::Json => {
                 let _ = write!(scratch, "{} {} {}", a.method, a.path, a.status);
@@ -154,11 +160,23 @@ pub fn access(target: &str, a: &Access<'_>) {
                 millis(line, a.duration);
                 json_field(line, "upstream", a.upstream);
                 json_field(line, "auth", a.auth);
+                json_field(line, "rule", a.rule);
+                json_field(line, "decision", a.decision);
                 line.push('}');
             }
         }
         line.push('\n');
     });
+}
+
+/// A `key=value` value as written, or quoted when it has a space, a quote or an `=` (a rule
+/// name such as `rule 2`), so the line still splits into its fields.
+fn text_value(line: &mut String, v: &str) {
+    if v.is_empty() || v.contains([' ', '"', '=', '\\']) {
+        json_string(line, v);
+    } else {
+        line.push_str(v);
+    }
 }
 
 /// `12.345`: milliseconds with three decimals, in integer arithmetic (float formatting with
@@ -406,6 +424,16 @@ mod tests {
             let lag = parsed.duration_since(before - Duration::from_millis(1));
             assert!(lag.is_ok_and(|d| d < Duration::from_secs(5)), "{t}");
         }
+    }
+
+    #[test]
+    fn text_values_are_quoted_only_when_they_would_split() {
+        let mut s = String::new();
+        for v in ["admin", "rule 2", "a\"b", "x=y", ""] {
+            text_value(&mut s, v);
+            s.push('|');
+        }
+        assert_eq!(s, r#"admin|"rule 2"|"a\"b"|"x=y"|""|"#);
     }
 
     #[test]

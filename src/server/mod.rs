@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod banner;
+mod check_config;
 mod edge;
 pub mod limits;
 pub mod local_routes;
@@ -357,22 +358,13 @@ pub fn main_with(cli: Cli) -> ExitCode {
     }
     // rustls panics at the first handshake unless exactly one provider is installed.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let check_only = cli.check_config;
+    let check_only = cli.check_config || cli.explain.is_some();
+    let explain = cli.explain.clone();
     let open = cli.open;
     let loader = Loader::from_process(cli);
 
     if check_only {
-        return match loader.load() {
-            Ok(l) => {
-                print!("{}", crate::config::print::effective_config(&l));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                logging::flush(logging::FLUSH_LIMIT);
-                eprintln!("ory-proxy: invalid configuration: {e}");
-                ExitCode::from(1)
-            }
-        };
+        return check_config::run(&loader, explain.as_deref());
     }
 
     let system = actix_web::rt::System::new();

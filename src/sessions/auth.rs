@@ -1,12 +1,17 @@
 //! What the session lookup decides for one app-bound request, as the request path reads it.
 
+use std::sync::Arc;
+
 use actix_web::http::header::HeaderValue;
+
+use super::mint::Minted;
 
 /// What the proxy does with an app-bound request's `Authorization`.
 #[derive(Debug, Clone)]
 pub enum Auth {
-    /// An active session: `Authorization: Bearer <jwt>`.
-    Jwt(HeaderValue),
+    /// An active session: `Authorization: Bearer <jwt>`, with the session's facts and identity
+    /// headers.
+    Jwt(Arc<Minted>),
     /// Credentials, but no active session.
     Anonymous,
     /// No credential in the request: no lookup was made.
@@ -27,7 +32,15 @@ impl Auth {
 
     pub fn header(&self) -> Option<&HeaderValue> {
         match self {
-            Auth::Jwt(h) => Some(h),
+            Auth::Jwt(m) => Some(&m.header),
+            _ => None,
+        }
+    }
+
+    /// The session's token and facts, if it has one.
+    pub fn session(&self) -> Option<&Minted> {
+        match self {
+            Auth::Jwt(m) => Some(m),
             _ => None,
         }
     }

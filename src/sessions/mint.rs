@@ -5,22 +5,29 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::http::header::HeaderValue;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::whoami::ActiveSession;
+use crate::access::SessionFacts;
 use crate::config::Live;
 use crate::keys::KeyRing;
 
-/// A signed token ready to put in `Authorization`.
+/// A signed token ready to put in `Authorization`, with what else the request path needs of
+/// the session: taken together once per token, not per request.
 #[derive(Debug)]
 pub struct Minted {
     pub header: HeaderValue,
     pub iat: u64,
     pub exp: u64,
-    /// The live settings it was minted under: a reload of `[jwt]` makes it stale.
+    /// The live settings it was minted under: a reload of `[jwt]` (or of the identity
+    /// headers) makes it stale.
     pub live: Arc<Live>,
+    /// What the access rules decide on.
+    pub facts: Arc<SessionFacts>,
+    /// The identity headers (`[access].identity_headers`) of the session.
+    pub identity: Box<[(HeaderName, HeaderValue)]>,
 }
 
 impl Minted {
@@ -105,5 +112,7 @@ pub fn mint(
         iat,
         exp,
         live: live.clone(),
+        facts: session.facts.clone(),
+        identity: live.access.identity.values(session.raw.get()).into(),
     })
 }

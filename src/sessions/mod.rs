@@ -301,17 +301,17 @@ impl SessionCache {
         token: &ArcSwapOption<Minted>,
         live: &Arc<Live>,
     ) -> Auth {
-        if let Some(m) = token.load().as_deref() {
+        if let Some(m) = token.load_full() {
             if m.reusable(mint::unix_now(), live) {
-                return Auth::Jwt(m.header.clone());
+                return Auth::Jwt(m);
             }
         }
         match mint::mint(session, &self.0.keys.ring(), live) {
             Ok(m) => {
                 self.0.metrics.minted();
-                let h = m.header.clone();
-                token.store(Some(Arc::new(m)));
-                Auth::Jwt(h)
+                let m = Arc::new(m);
+                token.store(Some(m.clone()));
+                Auth::Jwt(m)
             }
             Err(mint::MintError::Expired) => {
                 cache.invalidate(&creds.key).await;

@@ -1,5 +1,6 @@
 //! The call to Ory's `GET /sessions/whoami` and what its answer means.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header::{self, HeaderValue};
@@ -7,6 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::credentials::{Credentials, X_SESSION_TOKEN};
+use crate::access::SessionFacts;
 
 /// Bounds the whole call, answer body included: a hanging Ory delays an authenticated request by
 /// at most this, then it goes on anonymous. No retries: the next request (or the next cache
@@ -19,6 +21,8 @@ pub const WHOAMI_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ActiveSession {
     pub identity_id: String,
     pub expires_at: Option<SystemTime>,
+    /// What the access rules decide on (assurance level, addresses), read once per answer.
+    pub facts: Arc<SessionFacts>,
     /// The whoami body exactly as Ory sent it; becomes the JWT's `session` claim.
     pub raw: Box<RawValue>,
 }
@@ -102,11 +106,41 @@ struct View {
     active: bool,
     expires_at: Option<String>,
     identity: Option<IdentityView>,
+    /// Values of any other type are no level (never `aal2`), not a broken answer.
+    #[serde(default)]
+    authenticator_assurance_level: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 struct IdentityView {
     id: String,
+    /// Traits follow the identity schema: `email` may be anything, or missing.
+    #[serde(default)]
+    traits: Option<serde_json::Value>,
+    #[serde(default)]
+    verifiable_addresses: Option<serde_json::Value>,
+}
+
+impl IdentityView {
+    /// The facts the access rules read: `traits.email` if it is a string, and the values of
+    /// the addresses marked `verified` (by email: `allow_emails` globs are over addresses).
+    fn facts(&self, aal: Option<&serde_json::Value>) -> SessionFacts {
+        let email = self
+            .traits
+            .as_ref()
+            .and_then(|t| t.get("email"))
+            .and_then(serde_json::Value::as_str);
+        let verified = self
+            .verifiable_addresses
+            .as_ref()
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.get("verified").and_then(serde_json::Value::as_bool) == Some(true))
+            .filter(|a| a.get("via").and_then(serde_json::Value::as_str) != Some("sms"))
+            .filter_map(|a| a.get("value").and_then(serde_json::Value::as_str));
+        SessionFacts::new(aal.and_then(serde_json::Value::as_str), email, verified)
+    }
 }
 
 /// Asks Ory about these credentials, within [`WHOAMI_TIMEOUT`].
@@ -180,9 +214,11 @@ pub fn parse(body: &[u8]) -> Whoami {
     if !view.active {
         return Whoami::Anonymous;
     }
-    let Some(identity_id) = view.identity.map(|i| i.id) else {
+    let Some(identity) = view.identity else {
         return not_a_session("an active session without identity.id".into());
     };
+    let facts = Arc::new(identity.facts(view.authenticator_assurance_level.as_ref()));
+    let identity_id = identity.id;
     // Unparsable: no expiry of its own; the cache ttl and the token ttl still bound it.
     let expires_at = view.expires_at.as_deref().and_then(parse_rfc3339);
     if expires_at.is_some_and(|t| t <= SystemTime::now()) {
@@ -193,6 +229,7 @@ pub fn parse(body: &[u8]) -> Whoami {
         Ok(raw) => Whoami::Active(ActiveSession {
             identity_id,
             expires_at,
+            facts,
             raw,
         }),
         Err(e) => not_a_session(e.to_string()),
@@ -221,6 +258,42 @@ mod tests {
         };
         assert_eq!(s.identity_id, "18aafd3e-b00c-4b19-81c8-351e38705126");
         assert_eq!(s.raw.get().as_bytes(), &body[..]);
+        assert_eq!(
+            *s.facts,
+            SessionFacts::new(Some("aal1"), Some("foo@example.org"), [])
+        );
+    }
+
+    #[test]
+    fn session_facts_are_read_leniently() {
+        let facts = |body: &str| match parse(body.as_bytes()) {
+            Whoami::Active(s) => s.facts,
+            other => panic!("{other:?}"),
+        };
+        let f = facts(
+            r#"{"active":true,"authenticator_assurance_level":"aal2","identity":{"id":"x",
+            "traits":{"email":"Ada@Example.org"},
+            "verifiable_addresses":[
+              {"value":"ada@work.example","verified":true,"via":"email"},
+              {"value":"eve@unverified.example","verified":false,"via":"email"},
+              {"value":"+4912345","verified":true,"via":"sms"}]}}"#,
+        );
+        assert!(f.aal2);
+        assert_eq!(
+            &*f.emails,
+            [
+                Box::<str>::from("ada@example.org"),
+                Box::from("ada@work.example")
+            ]
+        );
+        // Odd shapes are no facts, not a broken session.
+        let f = facts(
+            r#"{"active":true,"authenticator_assurance_level":2,"identity":{"id":"x",
+            "traits":{"email":["a@b"]},"verifiable_addresses":{"x":1}}}"#,
+        );
+        assert!(!f.aal2 && f.emails.is_empty());
+        let f = facts(r#"{"active":true,"identity":{"id":"x","traits":null}}"#);
+        assert_eq!(*f, SessionFacts::default());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! is not set by that layer. Layering merges them into one tree where every key is set.
 //! Unknown keys are errors (`deny_unknown_fields`), so a typo never passes for a default.
 
+pub mod access;
 pub mod cookies;
 pub mod cors;
 pub mod jwt;
@@ -18,6 +19,7 @@ pub mod upstream;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
+use access::AccessSection;
 use cookies::CookiesSection;
 use cors::CorsSection;
 use jwt::JwtSection;
@@ -78,6 +80,8 @@ pub struct Tree {
     pub upstream: UpstreamSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub access: AccessSection,
 }
 
 /// The top-level keys a reload applies without a restart.
@@ -92,6 +96,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("session", session::LIVE),
     ("upstream", upstream::LIVE),
     ("limits", limits::LIVE),
+    ("access", access::LIVE),
 ];
 
 /// Whether a reload applies the dotted `key` to new requests; every other key needs a restart.
@@ -131,6 +136,7 @@ impl Tree {
             session: SessionSection::defaults(),
             upstream: UpstreamSection::defaults(),
             limits: LimitsSection::defaults(),
+            access: AccessSection::defaults(),
         }
     }
 

@@ -3,18 +3,11 @@
 //! same, and clients that do not ask for HTML keep the JSON. What the page says is
 //! [`super::ProxyError`]'s to decide; this module only writes it as HTML.
 
-use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 
 use crate::html::escape;
 
-/// Whether the client asked for HTML (a browser navigating), not JSON.
-pub(super) fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html"))
-}
+pub(super) use super::access::wants_html;
 
 /// The page for an answer with `status`: what failed, and what usually fixes it.
 pub(super) fn render(status: StatusCode, message: &str, hint: &str) -> String {
@@ -39,7 +32,7 @@ pub(super) fn render(status: StatusCode, message: &str, hint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
+    use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
     #[test]
     fn html_is_for_clients_that_ask_for_it() {

@@ -2,12 +2,14 @@
 //! upstream that failed or answered nonsense, a request the proxy refuses, its own 404s — as one
 //! type, [`ProxyError`], and the one place where it becomes HTTP (docs/behaviour.md, "The
 //! proxy's own answers"): its status, the JSON body, and with `--dev` the page a browser gets
-//! instead (`dev_page`).
+//! instead (`dev_page`). The access rules' refusals (sign-in redirects, 401, 403, 503) are one
+//! kind of it, written by [`access`].
 //!
 //! Handlers return `Err(ProxyError)`; actix turns it into the JSON answer through
 //! [`ResponseError`], and the edge layer passes every answer through [`with_dev_page`]. The
 //! metrics listener, which answers outside actix' error path, takes [`ProxyError::json`].
 
+pub mod access;
 mod dev_page;
 
 use actix_web::body::EitherBody;
@@ -46,6 +48,9 @@ pub enum ProxyError {
     /// listener's other paths): 404.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The access rules did not let the request through: a redirect to sign in, 401, 403, 503.
+    #[error("{}", .0.reason())]
+    Denied(Box<access::Denial>),
 }
 
 impl ProxyError {
@@ -57,6 +62,7 @@ impl ProxyError {
                 | ProxyError::HeadersTooLarge { .. }
                 | ProxyError::BodyIdle(_)
                 | ProxyError::NotFound(_)
+                | ProxyError::Denied(_)
         )
     }
 
@@ -92,12 +98,16 @@ impl ProxyError {
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::Denied(d) => d.status(),
         }
     }
 
     /// The answer every client gets: `{"error":{"code","status","message"}}`, never cached (the
     /// cause is usually gone a moment later).
     pub fn json(&self) -> HttpResponse<String> {
+        if let ProxyError::Denied(d) = self {
+            return d.json();
+        }
         let status = self.status();
         let body = serde_json::json!({
             "error": {
@@ -160,16 +170,18 @@ impl ProxyError {
                 .into(),
             ProxyError::BadRequest(_)
             | ProxyError::HeadersTooLarge { .. }
-            | ProxyError::NotFound(_) => {
+            | ProxyError::NotFound(_)
+            | ProxyError::Denied(_) => {
                 "The request itself was refused; it did not reach an upstream.".into()
             }
         }
     }
 
     /// Whether a browser gets a page instead under `--dev`: for the failures a developer can
-    /// fix (app down, wrong Ory URL, …), not for the 404s of machine endpoints.
+    /// fix (app down, wrong Ory URL, …), not for the 404s of machine endpoints nor the access
+    /// rules' refusals, which are answers of their own.
     fn has_dev_page(&self) -> bool {
-        !matches!(self, ProxyError::NotFound(_))
+        !matches!(self, ProxyError::NotFound(_) | ProxyError::Denied(_))
     }
 }
 
@@ -179,7 +191,10 @@ impl ResponseError for ProxyError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.json().map_into_boxed_body()
+        match self {
+            ProxyError::Denied(d) => d.response().map_into_boxed_body(),
+            other => other.json().map_into_boxed_body(),
+        }
     }
 }
 

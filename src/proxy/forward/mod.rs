@@ -2,7 +2,9 @@
 //! app or to Ory through [`forward`], in phases that run in the order the data flows:
 //!
 //! 1. [`route_request`]: which upstream gets the request, or why the proxy refuses it itself;
-//! 2. [`authorize`]: for app-bound requests, the session → JWT lookup;
+//! 2. [`access::admit`]: for app-bound requests, the access rule they meet, the session → JWT
+//!    lookup (none for `public` rules) and the decision: on to the app, or the proxy's refusal
+//!    (a redirect to sign in, 401, 403, 503);
 //! 3. [`upstream_request`]: the request for the upstream, its headers under the header rules
 //!    (a WebSocket upgrade leaves here for [`websocket::relay`]);
 //! 4. [`send::send`]: the client's body, streamed, and the upstream's answer head;
@@ -14,10 +16,9 @@
 //!
 //! A phase that fails returns a [`ProxyError`]; [`answer`](super::answer) turns it into HTTP.
 
+mod access;
 mod send;
 mod shape;
-
-use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -28,9 +29,8 @@ use super::request_headers::{
     header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
 };
 use super::route::{self, Routed, Upstream};
-use super::{websocket, AccessTag, ProxyState, RequestLive, Upstreams};
+use super::{websocket, ProxyState, RequestLive, Upstreams};
 use crate::config::Live;
-use crate::metrics::AuthOutcome;
 use crate::sessions::Auth;
 
 /// The handler. Each line is one phase (see the module's documentation).
@@ -42,13 +42,13 @@ pub async fn forward(
 ) -> Result<HttpResponse, ProxyError> {
     let routed = route_request(&req)?;
     let live = RequestLive::of(&req, &state.live);
-    let auth = authorize(&req, routed.upstream, &state, &live, &clients.ory).await;
+    let admitted = access::admit(&req, routed.upstream, &state, &live, &clients.ory).await?;
     let client = match routed.upstream {
         Upstream::App => &clients.app,
         Upstream::Ory => &clients.ory,
     };
     let url = upstream_url(&state, routed);
-    let ctx = request_context(&req, &state, &live, routed.upstream, auth.as_ref());
+    let ctx = request_context(&req, &state, &live, routed.upstream, &admitted);
     if is_websocket_upgrade(&req) {
         return websocket::relay(&req, payload, client, &url, &ctx, &live).await;
     }
@@ -77,42 +77,6 @@ fn route_request(req: &HttpRequest) -> Result<Routed<'_>, ProxyError> {
     Ok(routed)
 }
 
-/// Phase 2: what the app is told about the session, counted and tagged for the access log.
-/// `None` when nothing is looked up: Ory-bound requests keep the client's `Authorization`, and
-/// with `--no-jwt` the proxy vouches for nothing.
-async fn authorize(
-    req: &HttpRequest,
-    upstream: Upstream,
-    state: &ProxyState,
-    live: &Arc<Live>,
-    ory: &awc::Client,
-) -> Option<Auth> {
-    let auth = match (&state.sessions, upstream) {
-        (Some(sessions), Upstream::App) => {
-            let auth = sessions.authorize(req.headers(), live, ory).await;
-            state.metrics.auth(match auth {
-                Auth::Jwt(_) => AuthOutcome::Jwt,
-                Auth::Anonymous => AuthOutcome::Anonymous,
-                Auth::NoCredentials => AuthOutcome::NoCredentials,
-                Auth::Unavailable => AuthOutcome::OryUnavailable,
-            });
-            Some(auth)
-        }
-        _ => None,
-    };
-    AccessTag {
-        upstream: upstream.as_str(),
-        auth: match (&auth, state.sessions.is_some()) {
-            (Some(a), _) => a.label(),
-            // Ory-bound with JWT on: the client's Authorization goes to Ory untouched.
-            (None, true) => "passthrough",
-            (None, false) => "off",
-        },
-    }
-    .record(req);
-    auth
-}
-
 /// The upstream URL for a routed request.
 fn upstream_url(state: &ProxyState, routed: Routed<'_>) -> String {
     let base = match routed.upstream {
@@ -135,17 +99,20 @@ fn request_context<'a>(
     state: &'a ProxyState,
     live: &'a Live,
     upstream: Upstream,
-    auth: Option<&'a Auth>,
+    admitted: &'a access::Admitted,
 ) -> RequestContext<'a> {
+    let session = admitted.auth.as_ref().and_then(Auth::session);
     RequestContext {
         upstream,
         // The dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
         peer: req.peer_addr().map(|a| a.ip().to_canonical()),
         fixed: &state.fixed,
         constants: &state.constants,
-        drop_authorization: auth.is_some(),
-        authorization: auth.and_then(Auth::header),
+        drop_authorization: admitted.drop_authorization,
+        authorization: session.map(|m| &m.header),
         strip: &live.strip_request_headers,
+        identity_names: live.access.identity.names(),
+        identity: session.map_or(&[][..], |m| &m.identity[..]),
     }
 }
 

@@ -6,118 +6,19 @@
 //! hold an `Arc<Metrics>` and map their own outcomes onto the small enums here, so nothing in
 //! this module knows about them. Counters are plain atomics updated with relaxed ordering: a
 //! scrape may see one counter a request ahead of another, never a torn or lost update.
+//!
+//! The outcomes counted are in [`outcomes`]; the access rules' decisions, counted per rule, in
+//! [`access`].
+
+mod access;
+mod outcomes;
+
+pub use access::{AccessCounts, AccessDecision, DecisionCounts};
+pub use outcomes::{Answerer, AuthOutcome, ReloadOutcome, WhoamiOutcome};
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Who produced an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answerer {
-    App,
-    Ory,
-    /// The proxy itself: JWKS, health, metrics, CORS preflights.
-    Proxy,
-}
-
-impl Answerer {
-    const ALL: [Answerer; 3] = [Answerer::App, Answerer::Ory, Answerer::Proxy];
-
-    fn label(self) -> &'static str {
-        match self {
-            Answerer::App => "app",
-            Answerer::Ory => "ory",
-            Answerer::Proxy => "proxy",
-        }
-    }
-}
-
-/// What an app-bound request carried to the app (with JWT on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthOutcome {
-    /// A JWT of an active session.
-    Jwt,
-    /// Credentials without an active session.
-    Anonymous,
-    /// No credentials: no lookup was made.
-    NoCredentials,
-    /// Ory could not answer; the request went on anonymous.
-    OryUnavailable,
-}
-
-impl AuthOutcome {
-    const ALL: [AuthOutcome; 4] = [
-        AuthOutcome::Jwt,
-        AuthOutcome::Anonymous,
-        AuthOutcome::NoCredentials,
-        AuthOutcome::OryUnavailable,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            AuthOutcome::Jwt => "jwt",
-            AuthOutcome::Anonymous => "anonymous",
-            AuthOutcome::NoCredentials => "none",
-            AuthOutcome::OryUnavailable => "ory-unavailable",
-        }
-    }
-}
-
-/// How one whoami call to Ory ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhoamiOutcome {
-    Active,
-    Inactive,
-    /// An answer about the credentials that is neither a session nor 401/403 (another 4xx, a
-    /// 200 that is not a session): no session, and no sign of an outage.
-    Rejected,
-    Failed,
-}
-
-impl WhoamiOutcome {
-    const ALL: [WhoamiOutcome; 4] = [
-        WhoamiOutcome::Active,
-        WhoamiOutcome::Inactive,
-        WhoamiOutcome::Rejected,
-        WhoamiOutcome::Failed,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            WhoamiOutcome::Active => "active",
-            WhoamiOutcome::Inactive => "inactive",
-            WhoamiOutcome::Rejected => "rejected",
-            WhoamiOutcome::Failed => "error",
-        }
-    }
-}
-
-/// How one reading of `proxy.toml` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    /// Valid, and live settings changed.
-    Applied,
-    /// Valid, but no live setting changed.
-    Unchanged,
-    /// Invalid, missing or unreadable: the running settings stayed.
-    Rejected,
-}
-
-impl ReloadOutcome {
-    const ALL: [ReloadOutcome; 3] = [
-        ReloadOutcome::Applied,
-        ReloadOutcome::Unchanged,
-        ReloadOutcome::Rejected,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            ReloadOutcome::Applied => "applied",
-            ReloadOutcome::Unchanged => "unchanged",
-            ReloadOutcome::Rejected => "rejected",
-        }
-    }
-}
 
 /// Upper bounds of the latency histogram, in seconds: from a cache hit on loopback to a
 /// request that waited on a slow upstream.
@@ -167,6 +68,8 @@ pub struct Metrics {
     rewrite_buffer: AtomicU64,
     /// Textual Ory answers passed on unrewritten because the rewrite budget was spent.
     rewrite_skipped: AtomicU64,
+    /// What the access rules decided, per rule.
+    pub access: AccessCounts,
 }
 
 impl Default for Metrics {
@@ -181,6 +84,7 @@ impl Default for Metrics {
             reloads: Default::default(),
             rewrite_buffer: AtomicU64::new(0),
             rewrite_skipped: AtomicU64::new(0),
+            access: AccessCounts::default(),
         }
     }
 }
@@ -297,6 +201,7 @@ impl Metrics {
             "ory_proxy_rewrite_skipped_total {}",
             load(&self.rewrite_skipped)
         )?;
+        self.access.render_into(out)?;
         Ok(())
     }
 
@@ -442,6 +347,7 @@ mod tests {
         m.whoami(WhoamiOutcome::Failed);
         m.minted();
         m.reload(ReloadOutcome::Rejected);
+        m.access.rule("admin").add(AccessDecision::Login);
         let t = m.render();
         assert_eq!(value(&t, "ory_proxy_app_auth_total{auth=\"jwt\"}"), 1.0);
         assert_eq!(value(&t, "ory_proxy_whoami_total{outcome=\"error\"}"), 1.0);
@@ -492,7 +398,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(described.len(), 11, "{described:?}");
+        assert_eq!(described.len(), 12, "{described:?}");
         assert!(described.iter().all(|(_, h, t)| (*h, *t) == (1, 1)));
     }
 }
