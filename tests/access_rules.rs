@@ -1047,9 +1047,17 @@ async fn path_spellings_cannot_bypass_a_rule() {
         "/public/../admin/x",
         "/admin%2Fx",
         "/admin;x=1/y",
-        // Beyond the list: an encoded dot segment, and the same after a public prefix.
+        // Beyond the list: encoded dot segments and slashes, parameters on a dot segment
+        // (Tomcat reads `..;` as `..`), bytes that are not UTF-8, a bad escape.
         "/public/%2e%2e/admin/x",
         "/public/%2E%2E%2Fadmin/x",
+        "/public/.%2e/admin/x",
+        "/public/..;/admin/x",
+        "/%2Fadmin/x",
+        "/./admin/x",
+        "/%ff/../admin/x",
+        "/admin/%ff",
+        "/admin/%zz",
     ];
     let mut failures = Vec::new();
     for path in spellings {
@@ -1091,6 +1099,58 @@ async fn path_spellings_cannot_bypass_a_rule() {
         }
     }
     assert_no_failures("path spellings", failures, &s.proxy);
+}
+
+/// The request head the proxy answers, read up to its blank line (a 101 keeps the connection
+/// open, so reading to the end would wait).
+fn raw_head(addr: SocketAddr, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(common::HTTP_DEADLINE)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A WebSocket upgrade (its own relay in the proxy) and an absolute-form request target meet
+/// the rules like any request; the upgrade gets the identity headers, never the client's.
+#[actix_web::test]
+async fn websocket_upgrades_and_absolute_form_targets_meet_the_rules() {
+    let rules = format!(
+        "{RULES}\n[[access.rules]]\nname = \"ws\"\npaths = [\"/ws\"]\nrequire = \"session\"\n"
+    );
+    let s = stack(&rules);
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\nX-Forwarded-Email: spoof@evil.test\r\n\
+                   X_Auth_Email: spoof@evil.test\r\n";
+    let anon = raw_head(s.proxy.addr(), &format!("{upgrade}\r\n"));
+    assert!(anon.starts_with("HTTP/1.1 401 "), "{anon}");
+    assert!(s.app.seen().is_empty(), "the app saw {:?}", s.app.seen());
+    let cookie = "Cookie: ory_kratos_session=alice-aal1\r\n";
+    let signed_in = raw_head(s.proxy.addr(), &format!("{upgrade}{cookie}\r\n"));
+    assert!(signed_in.starts_with("HTTP/1.1 101 "), "{signed_in}");
+    let seen = s.app.seen();
+    let head = seen
+        .iter()
+        .find(|e| e.path == "/ws")
+        .expect("the app got the upgrade");
+    assert_eq!(spelled(head, "x-forwarded-email"), ["alice@example.org"]);
+    assert_eq!(spelled(head, "x-auth-email"), ["alice@example.org"]);
+
+    let absolute = raw_head(
+        s.proxy.addr(),
+        "GET http://app.example.test/admin/x HTTP/1.1\r\nHost: app.example.test\r\n\
+         Connection: close\r\n\r\n",
+    );
+    assert!(absolute.starts_with("HTTP/1.1 401 "), "{absolute}");
 }
 
 // ---------- what rules never touch ----------
