@@ -2,8 +2,10 @@
 //! emulator instead of an Ory account — nothing to install, no network.
 //!
 //! Open the printed URL, sign in with the printed credentials, and the app shows the claims of
-//! the JWT the proxy sent it (the app's code is `crates/ory-emulator/src/demo_app/`). Ctrl-C
-//! stops all three pieces.
+//! the JWT the proxy sent it (the app's code is `crates/ory-emulator/src/demo_app/`). The
+//! proxy's access rules protect `/account` (any signed-in user) and `/admin` (a second factor:
+//! the printed one-time code); they are in the printed `proxy.toml`, reloaded live when edited.
+//! Ctrl-C stops all three pieces.
 
 use clap::Parser;
 use ory_emulator::demo_app::{DemoOptions, DemoStack};
@@ -42,6 +44,14 @@ async fn main() -> std::process::ExitCode {
     println!();
     println!("  ory-proxy demo is running. Open {}", stack.url());
     println!("  Sign in with {DEMO_EMAIL} / {DEMO_PASSWORD} (or create an account).");
+    println!(
+        "  Second factor (for /admin): the one-time code {}",
+        stack.emulator().second_factor_code()
+    );
+    println!(
+        "  Access rules: {} (edit it: reloaded live)",
+        stack.config_path().display()
+    );
     println!("  Behind the proxy: the app on {}", stack.app_url());
     println!(
         "                    Ory (emulator) on {}",

@@ -1,6 +1,7 @@
 //! End to end in a real browser: headless Chromium (Debian's `chromium`) driven over WebDriver
 //! (Debian's `chromedriver`, with fantoccini) through the demo — the Ory emulator, the demo app
-//! and the proxy, started as `cargo run --example demo` starts them.
+//! and the proxy with the demo's access rules, started as `cargo run --example demo` starts
+//! them.
 //!
 //! Without Chromium or chromedriver the tests say so loudly and pass, except under `CI=true`,
 //! where that is a failure (`.ci/run` installs both). On a failure, a screenshot and the page's
@@ -259,6 +260,30 @@ async fn wait_for_page(c: &Client, origin: &str, path: &str) -> Step {
     Err(format!("never reached {origin}{path}; at {seen}"))
 }
 
+/// Waits until the browser is exactly on `url` (query included).
+async fn wait_for_url(c: &Client, url: &str) -> Step {
+    let deadline = Instant::now() + STEP_DEADLINE;
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        seen = c.current_url().await.ctx("read the URL")?.to_string();
+        if seen == url {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("never reached {url}; at {seen}"))
+}
+
+/// `#id`'s text, which must be exactly `want`.
+async fn expect_text(c: &Client, id: &str, want: &str) -> Step {
+    let got = text_of(c, id).await?;
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("#{id} says {got:?}, want {want:?}"))
+    }
+}
+
 async fn click(c: &Client, id: &str) -> Step {
     c.find(Locator::Id(id))
         .await
@@ -413,6 +438,57 @@ async fn register_new_user(c: &Client, demo: &DemoStack) -> Step {
         return Err(format!("the token names {claimed:?}"));
     }
     assert_host_only_session(c, &host_of(url)?).await
+}
+
+/// The demo's access rules in a browser: signed out, a protected page leads through Ory's
+/// sign-in back to the URL first asked for; the aal2 page then asks for the second factor
+/// (a wrong code is refused on the form) and comes back to it at aal2.
+async fn protected_pages(c: &Client, demo: &DemoStack) -> Step {
+    let url = demo.url();
+    let account = format!("{url}/account?tab=profile&from=%2Fhome");
+    c.goto(&account).await.ctx("open /account")?;
+    wait_for_page(c, url, "/.ory/ui/login").await?;
+    type_into(c, "identifier", DEMO_EMAIL).await?;
+    type_into(c, "password", DEMO_PASSWORD).await?;
+    click(c, "submit").await?;
+    wait_for_text(c, "status", "Signed in as").await?;
+    wait_for_url(c, &account).await?;
+    expect_text(c, "page", "Account").await?;
+    expect_text(c, "email", DEMO_EMAIL).await?;
+    expect_text(c, "aal", "aal1").await?;
+    expect_text(c, "header-email", DEMO_EMAIL).await?;
+
+    let admin = format!("{url}/admin?section=keys");
+    c.goto(&admin).await.ctx("open /admin")?;
+    wait_for_page(c, url, "/.ory/ui/login").await?;
+    let code = demo.emulator().second_factor_code().to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    type_into(c, "totp_code", wrong).await?;
+    click(c, "submit").await?;
+    wait_for_text(c, "messages", "authentication code is invalid").await?;
+    type_into(c, "totp_code", &code).await?;
+    click(c, "submit").await?;
+    wait_for_text(c, "aal", "aal2").await?;
+    wait_for_url(c, &admin).await?;
+    expect_text(c, "page", "Admin").await?;
+    expect_text(c, "email", DEMO_EMAIL).await?;
+
+    // The home page links to both and now shows the aal2 token.
+    c.goto(&format!("{url}/")).await.ctx("open the home page")?;
+    wait_for_text(c, "claim-authenticator_assurance_level", "aal2").await?;
+    click(c, "account-link").await?;
+    wait_for_url(c, &format!("{url}/account")).await?;
+    expect_text(c, "aal", "aal2").await
+}
+
+#[actix_web::test]
+async fn protected_pages_need_sign_in_then_the_second_factor() {
+    let Some(tools) = tools() else { return };
+    let demo = start_demo();
+    let browser = Browser::launch(&tools).await;
+    let result = protected_pages(&browser.client, &demo).await;
+    browser.finish("protected_pages", result).await;
+    demo.stop().await.unwrap();
 }
 
 #[actix_web::test]

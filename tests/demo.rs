@@ -74,6 +74,41 @@ async fn get(jar: &mut Jar, url: &str) -> Answer {
     answer(jar, &mut res).await
 }
 
+/// GET as a browser navigating: `Accept: text/html…`, which the proxy answers with redirects
+/// where a program gets JSON errors.
+async fn navigate(jar: &mut Jar, url: &str) -> Answer {
+    let mut res = client()
+        .get(url)
+        .insert_header(("Cookie", jar.header()))
+        .insert_header(("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    answer(jar, &mut res).await
+}
+
+/// Follows 303s (relative ones on the demo's URL) from `url` until a page; returns the URLs
+/// visited, the last one the page's.
+async fn follow(jar: &mut Jar, demo: &DemoStack, url: &str) -> (Vec<String>, Answer) {
+    let mut visited = vec![url.to_owned()];
+    for _ in 0..10 {
+        let at = visited.last().unwrap().clone();
+        let answer = navigate(jar, &at).await;
+        match (answer.status, &answer.location) {
+            (StatusCode::SEE_OTHER, Some(next)) => {
+                let next = if next.starts_with('/') {
+                    format!("{}{next}", demo.url())
+                } else {
+                    next.clone()
+                };
+                visited.push(next);
+            }
+            _ => return (visited, answer),
+        }
+    }
+    panic!("a redirect loop: {visited:?}");
+}
+
 async fn post_form(jar: &mut Jar, url: &str, form: &[(&str, &str)]) -> Answer {
     let mut res = client()
         .post(url)
@@ -140,9 +175,19 @@ async fn open_flow(jar: &mut Jar, demo: &DemoStack, href: &str) -> String {
 
 /// Submits a flow's form with `fields` (plus its CSRF token); returns where it sends the browser.
 async fn submit(jar: &mut Jar, form_page: &str, fields: &[(&str, &str)]) -> String {
+    submit_method(jar, form_page, "password", fields).await
+}
+
+/// [`submit`] with another method (`totp` for the second factor).
+async fn submit_method(
+    jar: &mut Jar,
+    form_page: &str,
+    method: &str,
+    fields: &[(&str, &str)],
+) -> String {
     let action = attr(form_page, "flow", "action");
     let csrf = attr(form_page, "csrf_token", "value");
-    let mut form = vec![("csrf_token", csrf.as_str()), ("method", "password")];
+    let mut form = vec![("csrf_token", csrf.as_str()), ("method", method)];
     form.extend_from_slice(fields);
     let done = post_form(jar, &action, &form).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -306,5 +351,88 @@ async fn the_app_refuses_a_token_the_proxy_did_not_sign() {
     assert!(status_line(&body).contains("Signed out"), "{body}");
     assert!(body.contains("Token refused: invalid token"), "{body}");
     assert!(!body.contains("mallory"), "{body}");
+    demo.stop().await.unwrap();
+}
+
+/// The text of the element `id` (its first text, tags inside cut).
+fn text_of(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element #{id} in {html}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    let end = start + html[start..].find('<').unwrap();
+    html[start..end].to_owned()
+}
+
+/// The demo's access rules, walked as a browser walks them: `/account` sends a visitor
+/// through Ory's sign-in and back to the URL first asked for; `/admin` then asks for the
+/// second factor (a wrong code is refused) and comes back at `aal2`.
+#[actix_web::test]
+async fn protected_pages_go_through_sign_in_and_the_second_factor() {
+    let demo = start();
+    let mut jar = Jar::default();
+    let home = navigate(&mut jar, &format!("{}/", demo.url())).await;
+    assert_eq!(attr(&home.body, "account-link", "href"), "/account");
+    assert_eq!(attr(&home.body, "admin-link", "href"), "/admin");
+
+    // Signed out: /account?… leads to Ory's sign-in form.
+    let account = format!("{}/account?tab=profile&from=%2Fhome", demo.url());
+    let (visited, form) = follow(&mut jar, &demo, &account).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        visited
+            .last()
+            .unwrap()
+            .starts_with(&format!("{}/.ory/ui/login?flow=", demo.url())),
+        "{visited:?}"
+    );
+    let back = submit(
+        &mut jar,
+        &form.body,
+        &[("identifier", DEMO_EMAIL), ("password", DEMO_PASSWORD)],
+    )
+    .await;
+    assert_eq!(back, account, "back on the page first asked for");
+    let page = navigate(&mut jar, &back).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(text_of(&page.body, "email"), DEMO_EMAIL, "{}", page.body);
+    assert_eq!(text_of(&page.body, "aal"), "aal1");
+    assert_eq!(text_of(&page.body, "header-email"), DEMO_EMAIL);
+    assert_eq!(
+        text_of(&page.body, "asked"),
+        "/account?tab=profile&amp;from=%2Fhome"
+    );
+
+    // aal1 on /admin: Ory's second-factor form.
+    let admin = format!("{}/admin?section=keys", demo.url());
+    let (visited, form) = follow(&mut jar, &demo, &admin).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        visited.iter().any(|u| u.contains("aal=aal2")),
+        "{visited:?}"
+    );
+    assert!(form.body.contains("id=\"totp_code\""), "{}", form.body);
+    let code = demo.emulator().second_factor_code().to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let again = submit_method(&mut jar, &form.body, "totp", &[("totp_code", wrong)]).await;
+    let form = navigate(&mut jar, &again).await;
+    assert!(
+        form.body.contains("authentication code is invalid"),
+        "{}",
+        form.body
+    );
+    let back = submit_method(&mut jar, &form.body, "totp", &[("totp_code", &code)]).await;
+    assert_eq!(back, admin, "back on the aal2 page first asked for");
+    // At once: the proxy must not answer from an aal1 answer it remembered.
+    let page = navigate(&mut jar, &back).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "{:?} {}",
+        page.location,
+        page.body
+    );
+    assert_eq!(text_of(&page.body, "aal"), "aal2", "{}", page.body);
+    assert_eq!(text_of(&page.body, "email"), DEMO_EMAIL);
     demo.stop().await.unwrap();
 }

@@ -30,6 +30,16 @@ pub struct EmulatorConfig {
     /// gets secure cookies (browsers drop `SameSite=None` without `Secure`), so `false` only has
     /// an effect on http.
     pub secure_cookies: bool,
+    /// The one-time code of every identity's second factor (the `totp` method of an `aal2`
+    /// login flow). `None` = six random digits, fixed for the run (see
+    /// [`Emulator::second_factor_code`](super::Emulator::second_factor_code)).
+    pub second_factor_code: Option<String>,
+    /// Kratos' `selfservice.allowed_return_urls`: where a flow's `return_to` may point, besides
+    /// the emulator's own `/self-service` URLs. An entry allows URLs with its scheme, its host
+    /// (`*.example.org` matches subdomains) and a path under its path. `None` = any `return_to`
+    /// is accepted, as the emulator did before it checked them. Changeable later with
+    /// [`Emulator::set_allowed_return_urls`](super::Emulator::set_allowed_return_urls).
+    pub allowed_return_urls: Option<Vec<String>>,
 }
 
 impl Default for EmulatorConfig {
@@ -42,6 +52,8 @@ impl Default for EmulatorConfig {
             whoami_delay: Duration::ZERO,
             gzip: true,
             secure_cookies: false,
+            second_factor_code: None,
+            allowed_return_urls: None,
         }
     }
 }
@@ -57,6 +69,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("whoami_delay", &self.whoami_delay)
             .field("gzip", &self.gzip)
             .field("secure_cookies", &self.secure_cookies)
+            .field("second_factor_code", &self.second_factor_code)
+            .field("allowed_return_urls", &self.allowed_return_urls)
             .finish()
     }
 }
@@ -74,6 +88,8 @@ pub(crate) struct Settings {
     pub csrf_cookie_name: String,
     pub session_lifespan: Duration,
     pub gzip: bool,
+    /// The code that completes the second factor.
+    pub second_factor_code: String,
 }
 
 impl Settings {
@@ -103,6 +119,10 @@ impl Settings {
             csrf_cookie_name,
             session_lifespan: config.session_lifespan,
             gzip: config.gzip,
+            second_factor_code: config
+                .second_factor_code
+                .clone()
+                .unwrap_or_else(random_code),
         }
     }
 
@@ -110,6 +130,11 @@ impl Settings {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+}
+
+/// Six random digits, like an authenticator app shows.
+fn random_code() -> String {
+    format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000)
 }
 
 fn hex(bytes: &[u8]) -> String {

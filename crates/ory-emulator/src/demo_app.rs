@@ -2,9 +2,12 @@
 //! [`DemoStack`], which runs it with the [emulator](crate) and the proxy in one process. Used by
 //! `cargo run --example demo` and by the demo and browser tests, so they cannot drift apart.
 //!
-//! The app has one page, `/`. The proxy sends it `Authorization: Bearer <JWT>` when the visitor
-//! has an Ory session; the app verifies the token against the proxy's `/.ory/jwks.json`
-//! ([`JwtVerifier`]) and shows who is signed in, or links to sign in and up.
+//! The app has three pages. `/` is open to all: the proxy sends it `Authorization: Bearer <JWT>`
+//! when the visitor has an Ory session; the app verifies the token against the proxy's
+//! `/.ory/jwks.json` ([`JwtVerifier`]) and shows who is signed in, or links to sign in and up.
+//! `/account` and `/admin` are protected by the proxy's access rules ([`DEMO_ACCESS_RULES`]): a
+//! session for the first, a second factor (`aal2`) for the second. The app itself checks
+//! nothing there; it shows who the proxy let in, from the token and the identity headers.
 
 mod logout;
 mod page;
@@ -17,7 +20,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
-pub use stack::{DemoError, DemoOptions, DemoStack};
+pub use stack::{DemoError, DemoOptions, DemoStack, DEMO_ACCESS_RULES};
 pub use verify::{JwtVerifier, VerifyError};
 
 /// How long the app waits for the proxy (JWKS, logout URL).
@@ -57,6 +60,8 @@ pub fn serve(listener: TcpListener, config: AppConfig) -> std::io::Result<actix_
             .app_data(state.clone())
             .app_data(web::Data::new(client))
             .route("/", web::get().to(index))
+            .route("/account", web::get().to(account))
+            .route("/admin", web::get().to(admin))
     })
     // One worker is plenty for a demo and keeps the machine free for the browser.
     .workers(1)
@@ -65,6 +70,68 @@ pub fn serve(listener: TcpListener, config: AppConfig) -> std::io::Result<actix_
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// `GET /account`: any signed-in visitor (the proxy's `session` rule).
+async fn account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    protected(&req, &state, &client, page::Protected::Account).await
+}
+
+/// `GET /admin`: a visitor who completed the second factor (the proxy's `aal2` rule).
+async fn admin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    protected(&req, &state, &client, page::Protected::Admin).await
+}
+
+/// A protected page: what the proxy let through, read from the verified token and the
+/// identity headers.
+async fn protected(
+    req: &HttpRequest,
+    state: &AppState,
+    client: &awc::Client,
+    which: page::Protected,
+) -> HttpResponse {
+    let claims = match req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => Err("the proxy sent no token".to_owned()),
+        Some(authorization) => state
+            .verifier
+            .verify(client, authorization)
+            .await
+            .map_err(|e| format!("token refused: {e}")),
+    };
+    let identity_header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let asked = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
+    let headers = page::IdentityHeaders {
+        email: identity_header(stack::EMAIL_HEADER),
+        user: identity_header(stack::USER_HEADER),
+    };
+    html_page(page::protected(which, claims.as_ref(), &headers, &asked))
+}
+
+fn html_page(html: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        // The page depends on the session: no cache may keep it.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html)
 }
 
 /// `GET /`: the signed-in page when the proxy sent a token that verifies, else signed out.
@@ -107,9 +174,5 @@ async fn index(
             }
         },
     };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        // The page depends on the session: no cache may keep it.
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(html)
+    html_page(html)
 }

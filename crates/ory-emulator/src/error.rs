@@ -30,6 +30,10 @@ pub(crate) enum EmulatorError {
         "The provided Ory Session Token could not be found, is invalid, or otherwise malformed."
     )]
     UnknownSessionToken,
+    #[error("You can not requested a higher AAL (AAL2/AAL3) without an active session.")]
+    SessionAal1Required,
+    #[error("Requested return_to URL \"{0}\" is not allowed.")]
+    ReturnToForbidden(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("The requested resource could not be found.")]
@@ -48,6 +52,8 @@ impl EmulatorError {
             EmulatorError::CsrfViolation => Some("security_csrf_violation"),
             EmulatorError::FlowExpired => Some("self_service_flow_expired"),
             EmulatorError::SessionAlreadyAvailable => Some("session_already_available"),
+            EmulatorError::SessionAal1Required => Some("session_aal1_required"),
+            EmulatorError::ReturnToForbidden(_) => Some("self_service_flow_return_to_forbidden"),
             _ => None,
         }
     }
@@ -56,14 +62,15 @@ impl EmulatorError {
 impl ResponseError for EmulatorError {
     fn status_code(&self) -> StatusCode {
         match self {
-            EmulatorError::Unauthorized | EmulatorError::InvalidLogoutToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            EmulatorError::Unauthorized
+            | EmulatorError::InvalidLogoutToken
+            | EmulatorError::SessionAal1Required => StatusCode::UNAUTHORIZED,
             EmulatorError::CsrfViolation | EmulatorError::UnknownSessionToken => {
                 StatusCode::FORBIDDEN
             }
             EmulatorError::MissingFlowId
             | EmulatorError::SessionAlreadyAvailable
+            | EmulatorError::ReturnToForbidden(_)
             | EmulatorError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EmulatorError::FlowNotFound | EmulatorError::NotFound => StatusCode::NOT_FOUND,
             EmulatorError::FlowExpired => StatusCode::GONE,

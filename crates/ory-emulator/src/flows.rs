@@ -14,7 +14,8 @@ use super::cookies;
 use super::error::EmulatorError;
 use super::model;
 use super::respond;
-use super::state::{Flow, FlowKind, Identity, Session, UiText};
+use super::return_to;
+use super::state::{Aal, Flow, FlowKind, Identity, Session, UiText};
 
 /// Where Kratos sends the browser after a flow when no `return_to` was given.
 pub(crate) const WELCOME_PATH: &str = "/ui/welcome";
@@ -25,23 +26,35 @@ fn after_flow_url(ctx: &Ctx, return_to: Option<&str>) -> String {
         .unwrap_or_else(|| ctx.settings.url(WELCOME_PATH))
 }
 
-/// `GET /self-service/{login,registration}/browser`.
+/// `GET /self-service/{login,registration}/browser`. A login with `?aal=aal2` asks a
+/// signed-in user for the second factor.
 pub(crate) fn create_browser_flow(
     ctx: &Ctx,
     req: &HttpRequest,
     kind: FlowKind,
 ) -> Result<HttpResponse, EmulatorError> {
-    let return_to = respond::query_param(req, "return_to");
+    // Checked first, as Kratos does: an open redirect is refused signed in or not.
+    let return_to = return_to::checked(ctx, respond::query_param(req, "return_to").as_deref())?;
     let refresh = respond::query_param(req, "refresh").as_deref() == Some("true");
-    // Kratos refuses a new login/registration while the browser already has a session.
-    if !refresh && ctx.cookie_session(req).is_some() {
-        if respond::wants_json(req) {
-            return Err(EmulatorError::SessionAlreadyAvailable);
+    let aal = match kind {
+        FlowKind::Login => requested_aal(req)?,
+        FlowKind::Registration => Aal::Aal1,
+    };
+    let session_aal = ctx.cookie_session(req).map(|(session, _)| session.aal());
+    match session_aal {
+        // The second factor needs the first: there is no session to upgrade.
+        None if aal > Aal::Aal1 => return Err(EmulatorError::SessionAal1Required),
+        // Kratos refuses a new login/registration for a level the session has already.
+        Some(has) if !refresh && aal <= has => {
+            if respond::wants_json(req) {
+                return Err(EmulatorError::SessionAlreadyAvailable);
+            }
+            return Ok(respond::see_other(&after_flow_url(
+                ctx,
+                return_to.as_deref(),
+            )));
         }
-        return Ok(respond::see_other(&after_flow_url(
-            ctx,
-            return_to.as_deref(),
-        )));
+        _ => {}
     }
     // Reuse the browser's CSRF token: several tabs may run flows side by side.
     let csrf_token = cookies::get(req, &ctx.settings.csrf_cookie_name)
@@ -53,7 +66,14 @@ pub(crate) fn create_browser_flow(
             .map(|pq| pq.as_str())
             .unwrap_or(""),
     );
-    let flow = Flow::new(kind, csrf_token, return_to, request_url);
+    let mut flow = Flow::new(kind, csrf_token, return_to, request_url);
+    if aal == Aal::Aal2 {
+        flow.requested_aal = Aal::Aal2;
+        flow.messages.push(UiText::info(
+            1010004,
+            "Please complete the second authentication challenge.",
+        ));
+    }
     ctx.store.insert_flow(flow.clone());
 
     let mut res = if respond::wants_json(req) {
@@ -64,6 +84,18 @@ pub(crate) fn create_browser_flow(
     };
     append_set_cookie(&mut res, &cookies::csrf(&ctx.settings, &flow.csrf_token));
     Ok(res)
+}
+
+/// `?aal=`: empty or `aal1` for the first factor, `aal2` for the second.
+fn requested_aal(req: &HttpRequest) -> Result<Aal, EmulatorError> {
+    match respond::query_param(req, "aal").as_deref() {
+        None | Some("aal1") => Ok(Aal::Aal1),
+        Some("aal2") => Ok(Aal::Aal2),
+        Some(other) => Err(EmulatorError::BadRequest(format!(
+            "Unable to parse AuthenticationMethod Assurance Level (AAL): expected one of \
+             [aal1, aal2] but got {other}"
+        ))),
+    }
 }
 
 /// `GET /self-service/{login,registration}/flows?id=<id>`.
@@ -102,8 +134,9 @@ fn live_flow(
 pub(crate) type Fields = HashMap<String, String>;
 
 /// The start of every submission: the flow still open, the fields parsed, CSRF checked, old
-/// messages cleared, and the method `password` (anything else is answered with the flow and
-/// `no_strategy`, Kratos' message for it). `Ok(Err(answer))` means the answer is ready.
+/// messages cleared, and the flow's method (`password`, or `totp` for a second factor;
+/// anything else is answered with the flow and `no_strategy`, Kratos' message for it).
+/// `Ok(Err(answer))` means the answer is ready.
 pub(crate) fn begin_submit(
     ctx: &Ctx,
     req: &HttpRequest,
@@ -119,8 +152,8 @@ pub(crate) fn begin_submit(
     let method = fields
         .get("method")
         .map(String::as_str)
-        .unwrap_or("password");
-    if method != "password" {
+        .unwrap_or(flow.method());
+    if method != flow.method() {
         let (id, text) = no_strategy;
         flow.messages
             .push(UiText::error(id, format!("{text}: {method}")));
@@ -207,7 +240,7 @@ pub(crate) fn check_csrf(
 /// the UI for a browser, 400 with the flow for JSON).
 pub(crate) fn reject(ctx: &Ctx, req: &HttpRequest, mut flow: Flow) -> HttpResponse {
     flow.updated_at = SystemTime::now();
-    flow.active = Some("password");
+    flow.active = Some(flow.method());
     ctx.store.update_flow(flow.clone());
     if respond::wants_json(req) {
         respond::json(
@@ -220,8 +253,10 @@ pub(crate) fn reject(ctx: &Ctx, req: &HttpRequest, mut flow: Flow) -> HttpRespon
     }
 }
 
-/// The submission succeeded and `session` was created: set the session cookie, then 303 to
-/// the flow's `return_to` (or the welcome page), or 200 with `body` for JSON clients.
+/// The submission succeeded and `session` was created (or upgraded): set the session cookie,
+/// then 303 to the flow's `return_to` (or the welcome page), or 200 with `body` for JSON
+/// clients. An upgraded session keeps its token, and Kratos sends its cookie again all the
+/// same.
 pub(crate) fn succeed(
     ctx: &Ctx,
     req: &HttpRequest,

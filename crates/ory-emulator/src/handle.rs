@@ -60,7 +60,10 @@ impl Emulator {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let settings = Settings::new(&config, addr);
-        let store = Arc::new(Store::new(config.whoami_delay));
+        let store = Arc::new(Store::new(
+            config.whoami_delay,
+            config.allowed_return_urls.clone(),
+        ));
         // A fresh store cannot hold this identity yet, so this cannot fail.
         let _ = store.create_identity(DEMO_EMAIL, Some(DEMO_PASSWORD));
         let ctx = Arc::new(Ctx { store, settings });
@@ -147,6 +150,24 @@ impl Emulator {
             token: session.token,
             expires_at: model::timestamp(session.expires_at),
         }
+    }
+
+    /// The one-time code that completes the second factor of every identity (fixed for the
+    /// run: [`EmulatorConfig::second_factor_code`], or six random digits).
+    pub fn second_factor_code(&self) -> &str {
+        &self.ctx.settings.second_factor_code
+    }
+
+    /// Completes the second factor of an active session, bypassing the UI: it is `aal2` from
+    /// now on (same id and token). False when the token has no active session.
+    pub fn upgrade_session(&self, token: &str) -> bool {
+        self.ctx.store.upgrade_session(token).is_some()
+    }
+
+    /// Where flows may send the browser back to from now on (see
+    /// [`EmulatorConfig::allowed_return_urls`]); `None` = anywhere.
+    pub fn set_allowed_return_urls(&self, urls: Option<Vec<String>>) {
+        self.ctx.store.set_allowed_return_urls(urls);
     }
 
     /// Makes the session inactive: whoami answers 401 for it from now on.

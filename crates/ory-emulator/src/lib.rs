@@ -5,7 +5,9 @@
 //!
 //! It speaks the part of the Kratos public API a proxy user touches — `/sessions/whoami`, the
 //! browser login, registration and logout flows, `/health/*` — with the JSON shapes of Kratos'
-//! OpenAPI document, plus a minimal hosted UI under `/ui/`. Like self-hosted Kratos it writes
+//! OpenAPI document, plus a minimal hosted UI under `/ui/`. A second factor (a one-time code,
+//! Kratos' `totp` method) upgrades a session from `aal1` to `aal2` through the login flow's
+//! `?aal=aal2` step-up, and `return_to` can be checked against allowed URLs as Kratos does. Like self-hosted Kratos it writes
 //! absolute URLs on its own base URL (Location headers, form actions, links), so a proxy in front
 //! of it has to rewrite them for real.
 //!
@@ -30,6 +32,8 @@ mod middleware;
 mod model;
 mod registration;
 mod respond;
+mod return_to;
+mod second_factor;
 mod server;
 mod state;
 mod ui;

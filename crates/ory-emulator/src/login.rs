@@ -1,12 +1,14 @@
 //! The browser login flow: `/self-service/login/browser`, `/self-service/login/flows`,
-//! `POST /self-service/login` with the password method.
+//! `POST /self-service/login` with the password method, or with the one-time code of the
+//! second factor ([`second_factor`](super::second_factor)) in an `aal2` flow.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::context::Ctx;
 use super::error::EmulatorError;
-use super::flows;
-use super::state::{FlowKind, UiText};
+use super::flows::{self, Fields};
+use super::second_factor;
+use super::state::{Aal, Flow, FlowKind, UiText};
 
 pub(crate) async fn browser(
     ctx: web::Data<Ctx>,
@@ -27,7 +29,7 @@ pub(crate) async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, EmulatorError> {
-    let (mut flow, fields) = match flows::begin_submit(
+    let (flow, fields) = match flows::begin_submit(
         &ctx,
         &req,
         &body,
@@ -37,6 +39,19 @@ pub(crate) async fn submit(
         Ok(started) => started,
         Err(answer) => return Ok(answer),
     };
+    match flow.requested_aal {
+        Aal::Aal1 => password(&ctx, &req, flow, &fields),
+        Aal::Aal2 => second_factor::submit(&ctx, &req, flow, &fields),
+    }
+}
+
+/// The first factor: identifier and password; a new `aal1` session.
+fn password(
+    ctx: &Ctx,
+    req: &HttpRequest,
+    mut flow: Flow,
+    fields: &Fields,
+) -> Result<HttpResponse, EmulatorError> {
     let identifier = fields
         .get("identifier")
         .or_else(|| fields.get("password_identifier"))
@@ -54,7 +69,7 @@ pub(crate) async fn submit(
         }
     }
     if !flow.field_messages.is_empty() {
-        return Ok(flows::reject(&ctx, &req, flow));
+        return Ok(flows::reject(ctx, req, flow));
     }
 
     let Some(identity) = ctx.store.check_password(&identifier, &password) else {
@@ -63,9 +78,9 @@ pub(crate) async fn submit(
             "The provided credentials are invalid, check for spelling mistakes in your \
              password or username, email address, or phone number.",
         ));
-        return Ok(flows::reject(&ctx, &req, flow));
+        return Ok(flows::reject(ctx, req, flow));
     };
-    let session = ctx.start_session(&identity, &req);
-    let body = flows::session_body(&ctx, &session, &identity);
-    Ok(flows::succeed(&ctx, &req, &flow, &session, body))
+    let session = ctx.start_session(&identity, req);
+    let body = flows::session_body(ctx, &session, &identity);
+    Ok(flows::succeed(ctx, req, &flow, &session, body))
 }

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use super::config::Settings;
-use super::state::{Flow, FlowKind, Identity, Session, UiText};
+use super::second_factor::CODE_FIELD;
+use super::state::{Aal, Flow, FlowKind, Identity, Session, UiText};
 
 /// RFC 3339 with microseconds and `Z`, as Kratos writes timestamps.
 pub(crate) fn timestamp(t: SystemTime) -> String {
@@ -50,15 +51,17 @@ pub(crate) fn identity_json(identity: &Identity, settings: &Settings) -> Value {
 
 pub(crate) fn session_json(session: &Session, identity: &Identity, settings: &Settings) -> Value {
     let issued = timestamp(session.issued_at);
+    let mut methods = vec![json!({ "method": "password", "aal": "aal1", "completed_at": issued })];
+    if let Some(at) = session.second_factor_at {
+        methods.push(json!({ "method": "totp", "aal": "aal2", "completed_at": timestamp(at) }));
+    }
     json!({
         "id": session.id,
         "active": session.is_active(SystemTime::now()),
         "expires_at": timestamp(session.expires_at),
         "authenticated_at": issued,
-        "authenticator_assurance_level": "aal1",
-        "authentication_methods": [
-            { "method": "password", "aal": "aal1", "completed_at": issued }
-        ],
+        "authenticator_assurance_level": session.aal().as_str(),
+        "authentication_methods": methods,
         "issued_at": issued,
         "identity": identity_json(identity, settings),
         "devices": [{
@@ -96,8 +99,38 @@ pub(crate) struct Field {
 }
 
 /// The inputs of a flow in the order Kratos lists them.
-pub(crate) fn fields(kind: FlowKind) -> [Field; 4] {
-    let (identifier, label, autocomplete, password_autocomplete, submit_label) = match kind {
+pub(crate) fn fields(flow: &Flow) -> Vec<Field> {
+    let csrf = Field {
+        name: "csrf_token",
+        input_type: "hidden",
+        group: "default",
+        autocomplete: None,
+        label: None,
+        required: true,
+    };
+    if flow.requested_aal == Aal::Aal2 {
+        // Kratos' TOTP strategy: the code and its submit button, in the `totp` group.
+        return vec![
+            csrf,
+            Field {
+                name: CODE_FIELD,
+                input_type: "text",
+                group: "totp",
+                autocomplete: Some("one-time-code"),
+                label: Some((1010006, "Authentication code")),
+                required: true,
+            },
+            Field {
+                name: "method",
+                input_type: "submit",
+                group: "totp",
+                autocomplete: None,
+                label: Some((1010009, "Use Authenticator")),
+                required: false,
+            },
+        ];
+    }
+    let (identifier, label, autocomplete, password_autocomplete, submit_label) = match flow.kind {
         FlowKind::Login => (
             "identifier",
             (1070004, "ID"),
@@ -113,18 +146,11 @@ pub(crate) fn fields(kind: FlowKind) -> [Field; 4] {
             (1040001, "Sign up"),
         ),
     };
-    [
-        Field {
-            name: "csrf_token",
-            input_type: "hidden",
-            group: "default",
-            autocomplete: None,
-            label: None,
-            required: true,
-        },
+    vec![
+        csrf,
         Field {
             name: identifier,
-            input_type: if kind == FlowKind::Login {
+            input_type: if flow.kind == FlowKind::Login {
                 "text"
             } else {
                 "email"
@@ -153,12 +179,13 @@ pub(crate) fn fields(kind: FlowKind) -> [Field; 4] {
     ]
 }
 
-/// The value a field shows: the CSRF token, the submit method, or what the user typed.
+/// The value a field shows: the CSRF token, the submit method, or what the user typed (never
+/// a secret: password and code fields start empty again).
 pub(crate) fn field_value(flow: &Flow, field: &Field) -> String {
     match field.name {
         "csrf_token" => flow.csrf_token.clone(),
-        "method" => "password".to_owned(),
-        "password" => String::new(),
+        "method" => flow.method().to_owned(),
+        "password" | CODE_FIELD => String::new(),
         name => flow.values.get(name).cloned().unwrap_or_default(),
     }
 }
@@ -200,10 +227,7 @@ fn node_json(flow: &Flow, field: &Field) -> Value {
 
 /// `loginFlow` or `registrationFlow`.
 pub(crate) fn flow_json(flow: &Flow, settings: &Settings) -> Value {
-    let nodes: Vec<Value> = fields(flow.kind)
-        .iter()
-        .map(|f| node_json(flow, f))
-        .collect();
+    let nodes: Vec<Value> = fields(flow).iter().map(|f| node_json(flow, f)).collect();
     let mut ui = json!({
         "action": flow_action(flow, settings),
         "method": "POST",
@@ -237,7 +261,10 @@ pub(crate) fn flow_json(flow: &Flow, settings: &Settings) -> Value {
             obj.insert("created_at".to_owned(), timestamp(flow.issued_at).into());
             obj.insert("updated_at".to_owned(), timestamp(flow.updated_at).into());
             obj.insert("refresh".to_owned(), false.into());
-            obj.insert("requested_aal".to_owned(), "aal1".into());
+            obj.insert(
+                "requested_aal".to_owned(),
+                flow.requested_aal.as_str().into(),
+            );
         }
     }
     body

@@ -44,6 +44,22 @@ pub(crate) struct Device {
     pub user_agent: String,
 }
 
+/// Kratos' authenticator assurance level: `aal1` after one factor, `aal2` after a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Aal {
+    Aal1,
+    Aal2,
+}
+
+impl Aal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aal::Aal1 => "aal1",
+            Aal::Aal2 => "aal2",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub id: String,
@@ -57,11 +73,21 @@ pub(crate) struct Session {
     /// The session's logout token, made at the first request for a logout URL (one per
     /// session, as in Kratos: a page view must not add a token).
     pub logout_token: Option<String>,
+    /// When the second factor (the one-time code) was completed: the session is `aal2` from
+    /// then on. Kratos upgrades the session in place, so its id and token stay the same.
+    pub second_factor_at: Option<SystemTime>,
 }
 
 impl Session {
     pub fn is_active(&self, now: SystemTime) -> bool {
         !self.revoked && now < self.expires_at
+    }
+
+    pub fn aal(&self) -> Aal {
+        match self.second_factor_at {
+            Some(_) => Aal::Aal2,
+            None => Aal::Aal1,
+        }
     }
 }
 
@@ -87,6 +113,14 @@ impl UiText {
             kind: "error",
         }
     }
+
+    pub fn info(id: u32, text: impl Into<String>) -> UiText {
+        UiText {
+            id,
+            text: text.into(),
+            kind: "info",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +130,8 @@ pub(crate) struct Flow {
     pub csrf_token: String,
     pub return_to: Option<String>,
     pub request_url: String,
+    /// `aal2` for a login flow that asks a signed-in user for the second factor.
+    pub requested_aal: Aal,
     pub issued_at: SystemTime,
     pub expires_at: SystemTime,
     pub updated_at: SystemTime,
@@ -123,6 +159,7 @@ impl Flow {
             csrf_token,
             return_to,
             request_url,
+            requested_aal: Aal::Aal1,
             issued_at: now,
             expires_at: now + FLOW_LIFESPAN,
             updated_at: now,
@@ -135,6 +172,14 @@ impl Flow {
 
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now >= self.expires_at
+    }
+
+    /// The method its form submits: `password` first, `totp` for the second factor.
+    pub fn method(&self) -> &'static str {
+        match self.requested_aal {
+            Aal::Aal1 => "password",
+            Aal::Aal2 => "totp",
+        }
     }
 }
 
@@ -165,6 +210,8 @@ pub(crate) struct Store {
     whoami_delay_nanos: AtomicU64,
     whoami_failure: Mutex<Option<u16>>,
     whoami_trickle: std::sync::atomic::AtomicBool,
+    /// Where flows may send the browser back to; `None` = anywhere.
+    allowed_return_urls: Mutex<Option<Vec<String>>>,
 }
 
 /// A poisoned lock only means a panic elsewhere; the tables are still usable, and the emulator
@@ -184,7 +231,7 @@ fn new_session_token() -> String {
 }
 
 impl Store {
-    pub fn new(whoami_delay: Duration) -> Store {
+    pub fn new(whoami_delay: Duration, allowed_return_urls: Option<Vec<String>>) -> Store {
         Store {
             tables: Mutex::default(),
             requests: Mutex::default(),
@@ -193,7 +240,16 @@ impl Store {
             whoami_delay_nanos: AtomicU64::new(duration_nanos(whoami_delay)),
             whoami_failure: Mutex::new(None),
             whoami_trickle: std::sync::atomic::AtomicBool::new(false),
+            allowed_return_urls: Mutex::new(allowed_return_urls),
         }
+    }
+
+    pub fn allowed_return_urls(&self) -> Option<Vec<String>> {
+        lock(&self.allowed_return_urls).clone()
+    }
+
+    pub fn set_allowed_return_urls(&self, urls: Option<Vec<String>>) {
+        *lock(&self.allowed_return_urls) = urls;
     }
 
     // ---- request log and whoami knobs ----
@@ -316,6 +372,7 @@ impl Store {
             revoked: false,
             device,
             logout_token: None,
+            second_factor_at: None,
         };
         let mut t = lock(&self.tables);
         if t.sessions.len() >= MAX_SESSIONS {
@@ -334,6 +391,18 @@ impl Store {
         }
         let identity = t.identities.get(&session.identity_id)?;
         Some((session.clone(), identity.clone()))
+    }
+
+    /// Records the second factor on an active session (it becomes `aal2`, keeping its id and
+    /// token) and returns it with its identity; `None` when the session is not active.
+    pub fn upgrade_session(&self, token: &str) -> Option<(Session, Identity)> {
+        let now = SystemTime::now();
+        let mut t = lock(&self.tables);
+        let session = t.sessions.get_mut(token).filter(|s| s.is_active(now))?;
+        session.second_factor_at = Some(now);
+        let session = session.clone();
+        let identity = t.identities.get(&session.identity_id)?.clone();
+        Some((session, identity))
     }
 
     pub fn revoke_session(&self, token: &str) {
@@ -475,7 +544,7 @@ mod tests {
 
     #[test]
     fn the_request_log_keeps_the_latest_window() {
-        let store = Store::new(Duration::ZERO);
+        let store = Store::new(Duration::ZERO, None);
         for i in 0..REQUEST_LOG_WINDOW + 500 {
             store.record(RecordedRequest {
                 method: "GET".into(),
@@ -494,7 +563,7 @@ mod tests {
 
     #[test]
     fn flows_are_bounded_and_the_newest_kept() {
-        let store = Store::new(Duration::ZERO);
+        let store = Store::new(Duration::ZERO, None);
         let mut last = String::new();
         for _ in 0..MAX_FLOWS * 2 {
             let flow = Flow::new(FlowKind::Login, new_id(), None, "http://x/".into());
@@ -506,8 +575,25 @@ mod tests {
     }
 
     #[test]
+    fn the_second_factor_upgrades_an_active_session_in_place() {
+        let store = Store::new(Duration::ZERO, None);
+        let id = store.ensure_identity("a@example.org").id;
+        let s = store.create_session(&id, Duration::from_secs(3600), device());
+        assert_eq!(s.aal(), Aal::Aal1);
+        let (up, identity) = store.upgrade_session(&s.token).unwrap();
+        assert_eq!((up.aal(), up.id.as_str()), (Aal::Aal2, s.id.as_str()));
+        assert_eq!(identity.id, id);
+        let (now, _) = store.active_session(&s.token).unwrap();
+        assert_eq!(now.aal(), Aal::Aal2);
+        // A revoked session cannot be upgraded, nor can a token without a session.
+        store.revoke_session(&s.token);
+        assert!(store.upgrade_session(&s.token).is_none());
+        assert!(store.upgrade_session("ory_st_none").is_none());
+    }
+
+    #[test]
     fn sessions_are_bounded_inactive_ones_first() {
-        let store = Store::new(Duration::ZERO);
+        let store = Store::new(Duration::ZERO, None);
         let id = store.ensure_identity("a@example.org").id;
         let keep = store.create_session(&id, Duration::from_secs(3600), device());
         // One page view after another asks for a logout URL: one token per session.

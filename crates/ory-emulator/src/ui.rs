@@ -11,7 +11,7 @@ use super::flows;
 use super::logout;
 use super::model;
 use super::respond;
-use super::state::{Flow, FlowKind, UiText};
+use super::state::{Aal, Flow, FlowKind, UiText};
 use ory_proxy::html::escape as esc;
 
 fn message_html(m: &UiText) -> String {
@@ -32,11 +32,25 @@ fn page(title: &str, body: &str) -> HttpResponse {
     ))
 }
 
-/// The form of a flow, its messages and one link to the other flow.
+/// The form of a flow, its messages and one link to the other flow (for the second factor: a
+/// way out, signing out).
 fn flow_page(ctx: &Ctx, flow: &Flow) -> HttpResponse {
-    let (title, other_text, other_path) = match flow.kind {
-        FlowKind::Login => ("Sign in", "No account? Sign up", "/ui/registration"),
-        FlowKind::Registration => ("Sign up", "Have an account? Sign in", "/ui/login"),
+    let (title, other_id, other_text, other_path) = match (flow.kind, flow.requested_aal) {
+        (FlowKind::Login, Aal::Aal2) => (
+            "Second factor",
+            "logout",
+            "Cannot enter a code? Sign out",
+            "/ui/logout",
+        ),
+        (FlowKind::Login, Aal::Aal1) => (
+            "Sign in",
+            "switch",
+            "No account? Sign up",
+            "/ui/registration",
+        ),
+        (FlowKind::Registration, _) => {
+            ("Sign up", "switch", "Have an account? Sign in", "/ui/login")
+        }
     };
     let mut body = String::new();
     if !flow.messages.is_empty() {
@@ -50,7 +64,7 @@ fn flow_page(ctx: &Ctx, flow: &Flow) -> HttpResponse {
         "<form id=\"flow\" action=\"{}\" method=\"POST\">\n",
         esc(&model::flow_action(flow, &ctx.settings))
     ));
-    for field in model::fields(flow.kind) {
+    for field in model::fields(flow) {
         let value = esc(&model::field_value(flow, &field));
         let name = field.name;
         if field.input_type == "submit" {
@@ -81,7 +95,7 @@ fn flow_page(ctx: &Ctx, flow: &Flow) -> HttpResponse {
     }
     body.push_str("</form>\n");
     body.push_str(&format!(
-        "<p><a id=\"switch\" href=\"{}\">{other_text}</a></p>\n",
+        "<p><a id=\"{other_id}\" href=\"{}\">{other_text}</a></p>\n",
         esc(&ctx.settings.url(other_path))
     ));
     page(title, &body)
@@ -115,10 +129,12 @@ pub(crate) async fn registration(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpR
 /// Who is signed in, with a sign-out link; or links to sign in and up.
 pub(crate) async fn welcome(ctx: web::Data<Ctx>, req: HttpRequest) -> HttpResponse {
     let body = match ctx.cookie_session(&req) {
-        Some((_, identity)) => format!(
-            "<p id=\"status\">Signed in as <span id=\"email\">{}</span>.</p>\n\
+        Some((session, identity)) => format!(
+            "<p id=\"status\">Signed in as <span id=\"email\">{}</span> \
+             (<span id=\"aal\">{}</span>).</p>\n\
              <p><a id=\"logout\" href=\"{}\">Sign out</a></p>\n",
             esc(&identity.email),
+            session.aal().as_str(),
             esc(&ctx.settings.url("/ui/logout"))
         ),
         None => format!(

@@ -1,8 +1,10 @@
 //! [`DemoStack`]: the emulator, the demo app and the proxy wired together in one process, the
-//! way a developer runs `ory proxy` in front of an app on a laptop.
+//! way a developer runs `ory proxy` in front of an app on a laptop, with a `proxy.toml` that
+//! protects two of the app's pages ([`DEMO_ACCESS_RULES`]).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -14,6 +16,30 @@ use ory_proxy::server::{Proxy, StartError};
 
 use super::AppConfig;
 use crate::{Emulator, EmulatorConfig};
+
+/// The identity header with the signed-in user's email.
+pub(crate) const EMAIL_HEADER: &str = "X-Forwarded-Email";
+/// The identity header with the signed-in user's identity id.
+pub(crate) const USER_HEADER: &str = "X-Forwarded-User";
+
+/// The demo's `proxy.toml`: `/account` needs a session, `/admin` a second factor, and the app
+/// gets identity headers besides the JWT. Everything else goes to the app as before (the
+/// default `optional`). The flags set the rest, so only the rules are in the file, which the
+/// proxy watches: edit it while the demo runs and the rules change at once.
+pub const DEMO_ACCESS_RULES: &str = r#"# ory-proxy demo: access rules. Edit and save: the proxy reloads them live.
+[access]
+identity_headers = { "X-Forwarded-Email" = "identity.traits.email", "X-Forwarded-User" = "identity.id" }
+
+[[access.rules]]
+name = "account"
+paths = ["/account", "/account/**"]
+require = "session"
+
+[[access.rules]]
+name = "admin"
+paths = ["/admin", "/admin/**"]
+require = "aal2"
+"#;
 
 /// Where the demo listens.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +57,8 @@ pub enum DemoError {
     Emulator(#[source] io::Error),
     #[error("cannot start the demo app: {0}")]
     App(#[source] io::Error),
+    #[error("cannot write the demo's proxy.toml: {0}")]
+    Config(#[source] io::Error),
     #[error("cannot start the proxy: {0}")]
     Proxy(#[from] StartError),
 }
@@ -46,6 +74,9 @@ pub struct DemoStack {
     proxy_task: JoinHandle<io::Result<()>>,
     app: ServerHandle,
     app_task: JoinHandle<io::Result<()>>,
+    config_path: PathBuf,
+    /// Holds `proxy.toml`; removed when the demo stops.
+    _config_dir: tempfile::TempDir,
 }
 
 impl DemoStack {
@@ -64,17 +95,21 @@ impl DemoStack {
             "http://{}",
             app_listener.local_addr().map_err(DemoError::App)?
         );
+        let (config_dir, config_path) = write_config().map_err(DemoError::Config)?;
         let cli = Cli {
             application_url: Some(app_url.clone()),
             publish_url: options.publish_url,
             sdk_url: Some(emulator.url().to_owned()),
             port: options.port,
             dev: true,
+            config: Some(config_path.clone()),
             ..Cli::default()
         };
         // Flags only: ORY_* or PORT variables of the caller's shell must not change the demo.
         let proxy = Proxy::start(Loader::new(cli, Arc::new(|_: &str| None)))?;
         let url = proxy.settings.fixed.publish_origin.clone();
+        // Like a self-hosted Kratos configured for this app: flows return to the app only.
+        emulator.set_allowed_return_urls(Some(vec![format!("{url}/")]));
         let proxy_addr = proxy.addr;
         let app = super::serve(
             app_listener,
@@ -96,7 +131,14 @@ impl DemoStack {
             proxy_task: actix_rt::spawn(proxy.run()),
             app: app_handle,
             app_task: actix_rt::spawn(app),
+            config_path,
+            _config_dir: config_dir,
         })
+    }
+
+    /// The `proxy.toml` with the demo's access rules, watched by the proxy.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     /// The URL to open: the proxy's `PUBLISH_URL`, no trailing slash.
@@ -142,6 +184,16 @@ impl DemoStack {
         self.proxy.stop(true).await;
         self.wait().await
     }
+}
+
+/// A private directory with `proxy.toml` holding [`DEMO_ACCESS_RULES`].
+fn write_config() -> io::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("ory-proxy-demo-")
+        .tempdir()?;
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(&path, DEMO_ACCESS_RULES)?;
+    Ok((dir, path))
 }
 
 fn joined(r: Result<io::Result<()>, tokio::task::JoinError>) -> io::Result<()> {
