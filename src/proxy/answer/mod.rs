@@ -46,6 +46,10 @@ pub enum ProxyError {
     /// listener's other paths): 404.
     #[error("{0}")]
     NotFound(&'static str),
+    /// More requests in flight than the connection or the worker may carry (HTTP/2 streams):
+    /// 503 with `Retry-After`, before anything is looked up or sent upstream.
+    #[error("too many requests in flight {0}; retry in a moment")]
+    Overloaded(String),
 }
 
 impl ProxyError {
@@ -57,6 +61,7 @@ impl ProxyError {
                 | ProxyError::HeadersTooLarge { .. }
                 | ProxyError::BodyIdle(_)
                 | ProxyError::NotFound(_)
+                | ProxyError::Overloaded(_)
         )
     }
 
@@ -92,6 +97,7 @@ impl ProxyError {
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -112,6 +118,9 @@ impl ProxyError {
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
         let headers = res.headers_mut();
+        if let ProxyError::Overloaded(_) = self {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
@@ -160,7 +169,8 @@ impl ProxyError {
                 .into(),
             ProxyError::BadRequest(_)
             | ProxyError::HeadersTooLarge { .. }
-            | ProxyError::NotFound(_) => {
+            | ProxyError::NotFound(_)
+            | ProxyError::Overloaded(_) => {
                 "The request itself was refused; it did not reach an upstream.".into()
             }
         }
@@ -265,6 +275,7 @@ mod tests {
                 408,
             ),
             (ProxyError::NotFound("nothing here"), 404),
+            (ProxyError::Overloaded("on this connection".into()), 503),
         ] {
             let (status, v, _) = json_of(&e);
             assert_eq!(status.as_u16(), code, "{e}");

@@ -1,7 +1,8 @@
 //! The catch-all handler: every request that is not one of the proxy's own routes goes to the
 //! app or to Ory through [`forward`], in phases that run in the order the data flows:
 //!
-//! 1. [`route_request`]: which upstream gets the request, or why the proxy refuses it itself;
+//! 1. [`route_request`]: which upstream gets the request, or why the proxy refuses it itself
+//!    (and [`client_host`]: the host it asked for);
 //! 2. [`authorize`]: for app-bound requests, the session → JWT lookup;
 //! 3. [`upstream_request`]: the request for the upstream, its headers under the header rules
 //!    (a WebSocket upgrade leaves here for [`websocket::relay`]);
@@ -25,7 +26,7 @@ use awc::ClientRequest;
 
 use super::answer::ProxyError;
 use super::request_headers::{
-    header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
+    client_host, header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
 };
 use super::route::{self, Routed, Upstream};
 use super::{websocket, AccessTag, ProxyState, RequestLive, Upstreams};
@@ -41,6 +42,8 @@ pub async fn forward(
     clients: web::Data<Upstreams>,
 ) -> Result<HttpResponse, ProxyError> {
     let routed = route_request(&req)?;
+    let host = client_host(req.headers(), req.version(), req.uri())
+        .map_err(|why| ProxyError::BadRequest(why.into()))?;
     let live = RequestLive::of(&req, &state.live);
     let auth = authorize(&req, routed.upstream, &state, &live, &clients.ory).await;
     let client = match routed.upstream {
@@ -48,7 +51,7 @@ pub async fn forward(
         Upstream::Ory => &clients.ory,
     };
     let url = upstream_url(&state, routed);
-    let ctx = request_context(&req, &state, &live, routed.upstream, auth.as_ref());
+    let ctx = request_context(&req, &state, &live, routed.upstream, auth.as_ref(), host);
     if is_websocket_upgrade(&req) {
         return websocket::relay(&req, payload, client, &url, &ctx, &live).await;
     }
@@ -136,6 +139,7 @@ fn request_context<'a>(
     live: &'a Live,
     upstream: Upstream,
     auth: Option<&'a Auth>,
+    host: Option<header::HeaderValue>,
 ) -> RequestContext<'a> {
     RequestContext {
         upstream,
@@ -146,6 +150,7 @@ fn request_context<'a>(
         drop_authorization: auth.is_some(),
         authorization: auth.and_then(Auth::header),
         strip: &live.strip_request_headers,
+        host,
     }
 }
 
