@@ -33,12 +33,8 @@ pub enum PairError {
     NoKey(String),
     #[error("the TLS key file {0} holds a key that cannot sign: {1}")]
     BadKey(String, String),
-    #[error("the TLS key file {key} does not belong to the certificate in {cert}: {detail}")]
-    Mismatch {
-        key: String,
-        cert: String,
-        detail: String,
-    },
+    #[error("the TLS key file {key} does not belong to the certificate in {cert} (the certificate names another public key)")]
+    Mismatch { key: String, cert: String },
 }
 
 /// A pair that loaded: what rustls serves, and facts for the log.
@@ -81,7 +77,6 @@ pub fn load(files: &TlsFiles) -> Result<Pair, PairError> {
         rustls::Error::InconsistentKeys(_) => PairError::Mismatch {
             key: key_path.clone(),
             cert: cert_path.clone(),
-            detail: e.to_string(),
         },
         other => PairError::BadKey(key_path.clone(), other.to_string()),
     })?;
