@@ -257,3 +257,32 @@ impl Actor {
         CertOutcome::Kept(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_in_one_directory_share_one_watch() {
+        let files = |c: &str, k: &str| TlsFiles {
+            cert: c.into(),
+            key: k.into(),
+        };
+        let names = |n: &[&str]| n.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            directories(&files("/etc/tls/tls.crt", "/etc/tls/tls.key")),
+            [(PathBuf::from("/etc/tls"), names(&["tls.crt", "tls.key"]))]
+        );
+        assert_eq!(
+            directories(&files("both.pem", "both.pem")),
+            [(PathBuf::from("."), names(&["both.pem"]))]
+        );
+        assert_eq!(
+            directories(&files("live/cert.pem", "/keys/key.pem")),
+            [
+                (PathBuf::from("live"), names(&["cert.pem"])),
+                (PathBuf::from("/keys"), names(&["key.pem"]))
+            ]
+        );
+    }
+}
