@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(value_name = "APPLICATION_URL")]
     pub application_url: Option<String>,
 
-    /// The URL users open [default: http://localhost:<port>]; no path, query or fragment
+    /// The URL users open [default: http://localhost:<port>, https:// with TLS]; no path, query or fragment
     #[arg(value_name = "PUBLISH_URL")]
     pub publish_url: Option<String>,
 
@@ -89,6 +89,15 @@ pub struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 [default: off]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2): PEM certificate chain, the server's certificate first;
+    /// needs --tls-key. Renewals are picked up without a restart
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+
+    /// PEM private key of --tls-cert (PKCS#8, SEC1 or RSA)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 
     /// proxy.toml [env: ORY_PROXY_CONFIG] [default: ./proxy.toml when it exists]
     #[arg(short = 'c', long, value_name = "FILE")]
@@ -216,6 +225,8 @@ impl Cli {
             "--metrics-listen",
             text(&self.metrics_listen),
         );
+        set("tls.cert_file", "--tls-cert", text(&self.tls_cert));
+        set("tls.key_file", "--tls-key", text(&self.tls_key));
         set(
             "cookies.domain",
             "--cookie-domain",

@@ -2,8 +2,10 @@
 //!
 //! Data flows one way: [`cli`] (flags) → [`config`] (layering, validation, the live snapshot)
 //! → the actors ([`keys`]: signing keys and JWKS; [`sessions`]: the session → JWT cache;
-//! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot)
-//! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring).
+//! [`watcher`]: hot reload of `proxy.toml`, the only writer of the live snapshot, and of the TLS
+//! certificate)
+//! → [`proxy`] (forwarding, rewriting, CORS) → [`server`] (route table, wiring). [`tls`] holds
+//! the listener's certificate, which the watcher swaps when its files are renewed.
 //! Leaves any layer may use: [`metrics`] (the counters), [`access`] (the route protection rules,
 //! compiled by the configuration and applied by the proxy), [`html`] (the escaper for the pages
 //! the proxy writes itself), [`header_names`] (header names compared as CGI servers read them),
@@ -24,5 +26,6 @@ pub mod proxy;
 pub mod server;
 pub mod sessions;
 pub mod strict_modes;
+pub mod tls;
 pub mod version;
 pub mod watcher;

@@ -1,8 +1,9 @@
-//! Who may change the operator's files (the JWT keys file, `proxy.toml`), decided as ssh's
-//! `StrictModes` decides it for `authorized_keys`. Whoever can write the keys file, or replace
-//! it in its directory, can plant a signing key that every instance sharing the file
-//! publishes, and so mint tokens the app believes; whoever can do that to `proxy.toml` can
-//! open CORS to any origin or stop the stripping of forged identity headers, applied live. So
+//! Who may change the operator's files (the JWT keys file, `proxy.toml`, the TLS certificate
+//! and key), decided as ssh's `StrictModes` decides it for `authorized_keys`. Whoever can write
+//! the keys file, or replace it in its directory, can plant a signing key that every instance
+//! sharing the file publishes, and so mint tokens the app believes; whoever can do that to
+//! `proxy.toml` can open CORS to any origin or stop the stripping of forged identity headers,
+//! applied live; whoever can do it to the TLS files can serve their own certificate. So
 //! the proxy refuses (at start: an error; on a re-read: keeps what it runs with):
 //!
 //! - a file writable by group or others, or owned by another user than the proxy's (root
@@ -94,7 +95,9 @@ pub fn readable_by_others(_: &Metadata) -> bool {
     false
 }
 
-/// Whether every user can read the file (group aside).
+/// Whether every local user can read the file (`o+r`). Group read is how a service account
+/// is usually given a key (Debian's `ssl-cert` group, a Kubernetes `fsGroup`), so it is not
+/// counted here.
 #[cfg(unix)]
 pub fn world_readable(meta: &Metadata) -> bool {
     use std::os::unix::fs::MetadataExt as _;

@@ -22,6 +22,7 @@ pub use super::keys::jwt::JwtLive;
 pub use super::keys::limits::LimitsFixed;
 pub use super::keys::redirects::RedirectsLive;
 pub use super::keys::session::SessionLive;
+pub use super::keys::tls::TlsFiles;
 use crate::access::Policy;
 use crate::header_names::HeaderList;
 
@@ -73,7 +74,15 @@ pub struct Fixed {
     /// `[limits]`: the stalled-body timeout and the rewrite budget.
     pub limits: LimitsFixed,
     pub api_key: Option<String>,
+    /// `[tls]`: the certificate and key files when the port serves HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// From SIGTERM until the listener closes: readiness answers 503, the rest as usual.
+    pub shutdown_delay: Duration,
 }
+
+/// The longest `shutdown_delay`: a load balancer updates its endpoints in seconds, and an
+/// orchestrator kills a pod that takes longer than its grace period anyway.
+pub const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(300);
 
 /// Settings the running proxy reads per request from one swappable snapshot, a field per
 /// section of the key tree.
@@ -137,10 +146,12 @@ fn validate_fixed(
     }
     let application_url = c.origin_url("application_url", text(&t.application_url))?;
     let port = value(&t.port);
+    let tls = t.tls.fixed(&c.section("tls"))?;
     let publish_url = match text(&t.publish_url) {
         "" => {
             let p = bound_port.unwrap_or(port);
-            let url = Url::parse(&format!("http://localhost:{p}"))
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let url = Url::parse(&format!("{scheme}://localhost:{p}"))
                 .map_err(|e| c.err("publish_url", e.to_string()))?;
             c.show("publish_url", origin_of_url(&url));
             url
@@ -178,7 +189,20 @@ fn validate_fixed(
         response_timeout: upstream.response_timeout,
         limits: t.limits.fixed(&c.section("limits"))?,
         api_key,
+        tls,
+        shutdown_delay: shutdown_delay(c, t)?,
     })
+}
+
+fn shutdown_delay(c: &Check<'_>, t: &Tree) -> Result<Duration, ConfigError> {
+    let d = c.duration("shutdown_delay", text(&t.shutdown_delay))?;
+    if d > MAX_SHUTDOWN_DELAY {
+        return Err(c.err(
+            "shutdown_delay",
+            "is longer than the maximum of 5m (a few seconds is what load balancers need)",
+        ));
+    }
+    Ok(d)
 }
 
 /// The Ory URL, from a project slug or given directly (layering left at most one set).
@@ -333,6 +357,47 @@ mod tests {
         assert!(s.live.session.is_session_cookie("ory_session_abc"));
         assert!(s.live.session.is_session_cookie("ory_kratos_session"));
         assert!(!s.live.session.is_session_cookie("csrf_token_x"));
+    }
+
+    #[test]
+    fn tls_makes_the_default_publish_url_https_and_shutdown_delay_is_bounded() {
+        let base = ["--sdk-url", "http://k", "http://app"];
+        let s = settings(&[&base[..], &["--tls-cert", "c.pem", "--tls-key", "k.pem"]].concat())
+            .unwrap();
+        assert_eq!(s.fixed.publish_origin, "https://localhost:4000");
+        assert_eq!(s.fixed.tls.as_ref().unwrap().key, PathBuf::from("k.pem"));
+        assert_eq!(s.fixed.shutdown_delay, Duration::ZERO);
+        // An explicit PUBLISH_URL stands (TLS may end at a load balancer in front, too).
+        let s = settings(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--sdk-url",
+            "http://k",
+            "http://app",
+            "http://www.example.org",
+        ])
+        .unwrap();
+        assert_eq!(s.fixed.publish_origin, "http://www.example.org");
+        let e = settings(&[&base[..], &["--tls-cert", "c.pem"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("flag --tls-cert: `tls.cert_file`"), "{e}");
+        for (delay, ok) in [("5s", true), ("5m", true), ("301s", false), ("soon", false)] {
+            let f = crate::config::file::parse(
+                std::path::Path::new("proxy.toml"),
+                &format!("shutdown_delay = \"{delay}\"\n"),
+            )
+            .unwrap();
+            let l = layer(
+                &Cli::parse_from(["ory-proxy"].iter().chain(&base)),
+                &|_| None,
+                Some(f),
+            )
+            .unwrap();
+            assert_eq!(validate(&l, None).is_ok(), ok, "{delay}");
+        }
     }
 
     #[test]

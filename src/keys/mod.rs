@@ -140,7 +140,7 @@ fn follow(file: KeysFile) -> Followed {
     } else {
         WatchMode::Off
     };
-    let watch = start_fs_watch(mode, &dir, &name, tx);
+    let watch = start_fs_watch(mode, &dir, std::slice::from_ref(&name), tx);
     let (changed, poll) = match watch {
         FsWatch::Notify { .. } => (Some(rx), KEYS_FILE_POLL),
         // The watch failed (and said it polls every POLL_INTERVAL instead).

@@ -64,6 +64,9 @@ pub struct ProxyState {
     pub rewrite_budget: Arc<rewrite_budget::RewriteBudget>,
     /// The bound metrics listener (`metrics_listen`); requests arriving there get metrics only.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Set when SIGTERM arrives: readiness answers 503 from then on (everything else is served
+    /// as usual until the listener closes).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// The awc clients of one worker.

@@ -12,13 +12,16 @@ pub struct BannerFacts<'a> {
     pub metrics: Option<std::net::SocketAddr>,
     pub jwt: Option<&'a str>,
     pub config_file: Option<&'a Path>,
+    /// The SHA-256 fingerprint of the certificate served at start (HTTPS only).
+    pub certificate: Option<&'a str>,
 }
 
 /// The banner's facts, in order, as (name, value).
 fn rows(s: &Settings, facts: &BannerFacts<'_>) -> Vec<(&'static str, String)> {
     let (f, l) = (&*s.fixed, &*s.live);
+    let scheme = if f.tls.is_some() { "https" } else { "http" };
     let mut rows = vec![
-        ("listening", format!("http://{}", facts.listen)),
+        ("listening", format!("{scheme}://{}", facts.listen)),
         ("application", f.app_origin.clone()),
         ("ory", ory_line(f)),
         (
@@ -40,6 +43,16 @@ fn rows(s: &Settings, facts: &BannerFacts<'_>) -> Vec<(&'static str, String)> {
             },
         ),
     ];
+    if let (Some(files), Some(fp)) = (&f.tls, facts.certificate) {
+        rows.push((
+            "tls",
+            format!(
+                "HTTP/2 and HTTP/1.1; {} (SHA-256 {fp}) and {}, followed for renewals",
+                files.cert.display(),
+                files.key.display()
+            ),
+        ));
+    }
     if let Some(m) = facts.metrics {
         rows.push(("metrics", format!("http://{m}/metrics")));
     }

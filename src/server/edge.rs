@@ -1,5 +1,6 @@
 //! The layer in front of every route: the metrics listener's answers; then, around the CORS
-//! layer and the handlers, the access line, the request counters, and `--dev`'s error pages.
+//! layer and the handlers, the access line, the request counters, the bound of requests in
+//! flight ([`super::streams`]), and `--dev`'s error pages.
 
 use std::time::Instant;
 
@@ -8,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+use super::streams::{self, Tracked};
 use super::{access_log, local_routes};
 use crate::metrics::Answerer;
 use crate::proxy::answer::{self, ProxyError};
@@ -32,7 +34,7 @@ fn answerer(req: &ServiceRequest) -> Answerer {
 pub(super) async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody, String>>, actix_web::Error> {
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let Some(state) = req.app_data::<web::Data<ProxyState>>() else {
         return Err(actix_web::error::ErrorInternalServerError("no proxy state"));
@@ -43,18 +45,29 @@ pub(super) async fn edge(
     {
         // The metrics listener serves metrics and nothing else: no proxying, no CORS.
         let res = local_routes::metrics_listener(req.request(), &state.metrics);
-        return Ok(req.into_response(res).map_body(|_, b| EitherBody::right(b)));
+        return Ok(req
+            .into_response(res)
+            .map_body(|_, b| Tracked::new(EitherBody::right(b), None)));
     }
     let by = answerer(&req);
     let line = access_log::Line::start(&req);
-    let res = cors::preflight_layer(req, next).await;
+    let (res, in_flight) = match streams::enter(&req) {
+        Ok(in_flight) => (
+            cors::preflight_layer(req, next)
+                .await
+                .map(ServiceResponse::map_into_left_body),
+            Some(in_flight),
+        ),
+        Err(busy) => (Ok(req.error_response(busy).map_into_right_body()), None),
+    };
     if let Ok(r) = &res {
         count(r, by, started);
     }
     if let Some(line) = line {
         line.finish(&res);
     }
-    Ok(answer::with_dev_page(res?))
+    let res = answer::with_dev_page(res?);
+    Ok(res.map_body(|_, b| Tracked::new(EitherBody::left(b), in_flight)))
 }
 
 /// Counts the answer under who gave it: the proxy for its own refusals, even on a route that

@@ -40,12 +40,30 @@ pub async fn jwks(
         .body(sessions.keys().ring().jwks.clone()))
 }
 
+/// Liveness: the process answers.
 pub async fn health(req: HttpRequest) -> HttpResponse {
-    AccessTag::unruled("proxy", "off").record(&req);
-    HttpResponse::Ok()
+    health_answer(&req, StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+/// Readiness: as liveness, but 503 from the moment a graceful shutdown began, so that a load
+/// balancer stops sending new work while the proxy still serves it (`shutdown_delay`).
+pub async fn ready(req: HttpRequest, state: web::Data<ProxyState>) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return health_answer(
+            &req,
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"shutting down"}"#,
+        );
+    }
+    health_answer(&req, StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+fn health_answer(req: &HttpRequest, status: StatusCode, body: &'static str) -> HttpResponse {
+    AccessTag::unruled("proxy", "off").record(req);
+    HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(r#"{"status":"ok"}"#)
+        .body(body)
 }
 
 /// Everything that arrives on the metrics listener: `GET /metrics` in the Prometheus text

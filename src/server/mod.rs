@@ -1,5 +1,6 @@
-//! Wiring: binds the socket, builds the per-worker clients and the route table, prints the
-//! banner, runs until SIGINT/SIGTERM and then drains in-flight requests.
+//! Wiring: binds the socket (plain, or HTTPS with the certificate of [`crate::tls`]), builds the
+//! per-worker clients and the route table, prints the banner, runs until SIGINT/SIGTERM and then
+//! drains in-flight requests ([`signals`]).
 
 pub mod access_log;
 pub mod banner;
@@ -9,6 +10,8 @@ pub mod limits;
 pub mod local_routes;
 pub mod log_sink;
 pub mod logging;
+pub mod signals;
+pub mod streams;
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
@@ -27,12 +30,16 @@ use crate::proxy::trust_store::TlsSetupError;
 use crate::proxy::upstream_client;
 use crate::proxy::{cors, forward, OutboundConstants, ProxyState, Upstreams};
 use crate::sessions::SessionCache;
+use crate::tls::pair::{self, PairError};
+use crate::tls::LiveCertificate;
+pub use signals::SHUTDOWN_GRACE;
 
 /// Response write buffer per client connection, see `Proxy::start`.
 const H1_WRITE_BUFFER: usize = 8 * 1024;
 
-/// How long in-flight requests may run on after SIGINT/SIGTERM.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take over its TLS handshake: as long as it has for its first request
+/// head once connected. (actix-tls' default is 3 s.)
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -54,6 +61,10 @@ pub enum StartError {
     Tls(#[from] TlsSetupError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error("{0}")]
+    Certificate(#[from] PairError),
+    #[error("TLS: {0}")]
+    ServerTls(#[from] rustls::Error),
     #[error("invalid header value derived from the configuration: {0}")]
     Header(#[from] actix_web::http::header::InvalidHeaderValue),
     #[error("server: {0}")]
@@ -79,7 +90,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource(JWKS_PROXY).to(local_routes::jwks))
         // HEAD too: some load balancers probe with it.
         .service(web::resource(HEALTH_ALIVE).route(get_or_head().to(local_routes::health)))
-        .service(web::resource(HEALTH_READY).route(get_or_head().to(local_routes::health)))
+        .service(web::resource(HEALTH_READY).route(get_or_head().to(local_routes::ready)))
         .default_service(web::to(forward::forward));
 }
 
@@ -162,7 +173,15 @@ fn shared_state(
         fixed,
         metrics,
         metrics_addr,
+        draining: false.into(),
     }))
+}
+
+/// The listeners: the public one, HTTPS when `tls` is given; the metrics one, plain.
+struct Listeners {
+    public: TcpListener,
+    tls: Option<rustls::ServerConfig>,
+    metrics: Option<TcpListener>,
 }
 
 /// The running server on `listeners`: per worker, its own upstream clients (awc is `!Send`)
@@ -171,12 +190,14 @@ fn serve(
     state: web::Data<ProxyState>,
     live: LiveSettings,
     tls: Arc<rustls::ClientConfig>,
-    listeners: impl IntoIterator<Item = TcpListener>,
+    listeners: Listeners,
 ) -> std::io::Result<actix_web::dev::Server> {
     let connect_timeout = state.fixed.connect_timeout;
     let workers = limits::workers();
     let max_connections = limits::connection_cap_now(workers);
     let server = HttpServer::new(move || {
+        // Runs on each worker's thread: the bound of its requests in flight (see `streams`).
+        streams::set_worker_cap(max_connections);
         let upstreams = web::Data::new(Upstreams {
             app: upstream_client::build(tls.clone(), connect_timeout),
             ory: upstream_client::build(tls.clone(), connect_timeout),
@@ -207,9 +228,20 @@ fn serve(
     .h1_write_buffer_size(H1_WRITE_BUFFER)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-    let mut server = server;
-    for listener in listeners {
-        server = server.listen(listener)?;
+    let mut server = match listeners.tls {
+        Some(config) => server
+            // A stalled handshake holds a connection for at most this long ...
+            .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
+            // ... and handshakes in progress are bounded like connections, not by actix-tls'
+            // 256 per worker, which clients that connect and never say hello would fill,
+            // holding up everyone's handshakes.
+            .max_connection_rate(max_connections)
+            .on_connect(streams::on_connect)
+            .listen_rustls_0_23(listeners.public, config)?,
+        None => server.listen(listeners.public)?,
+    };
+    if let Some(metrics) = listeners.metrics {
+        server = server.listen(metrics)?;
     }
     Ok(server.run())
 }
@@ -224,6 +256,8 @@ pub struct Proxy {
     loader: Loader,
     server: actix_web::dev::Server,
     state: web::Data<ProxyState>,
+    /// The certificate served (HTTPS only), and its SHA-256 fingerprint at start.
+    certificate: Option<(LiveCertificate, String)>,
 }
 
 impl Proxy {
@@ -246,8 +280,25 @@ impl Proxy {
         crate::config::apply_log_level(settings.live.log_level);
         settings.live.log_format.set_current();
         let tls = upstream_client::tls_config(fixed.ca_file.as_deref())?;
+        let certificate = match &fixed.tls {
+            Some(files) => {
+                let p = pair::load(files)?;
+                if p.key_readable_by_others {
+                    pair::warn_world_readable(&files.key);
+                }
+                Some((LiveCertificate::new(p.certified), p.fingerprint))
+            }
+            None => None,
+        };
         let state = shared_state(fixed, &live, metrics_addr)?;
-        let listeners = std::iter::once(listener).chain(metrics_listener);
+        let listeners = Listeners {
+            public: listener,
+            tls: certificate
+                .as_ref()
+                .map(|(c, _)| c.server_config())
+                .transpose()?,
+            metrics: metrics_listener,
+        };
         let server = serve(state.clone(), live.clone(), tls, listeners)?;
         Ok(Proxy {
             addr,
@@ -256,7 +307,13 @@ impl Proxy {
             loader,
             server,
             state,
+            certificate,
         })
+    }
+
+    /// The certificate served, `None` without `[tls]`.
+    pub fn certificate(&self) -> Option<&LiveCertificate> {
+        self.certificate.as_ref().map(|(c, _)| c)
     }
 
     /// The loader, for the watcher: reloads use the same flags and environment.
@@ -292,39 +349,9 @@ impl Proxy {
         self.server.handle()
     }
 
-    /// Serves until stopped. SIGINT and SIGTERM both stop accepting and let in-flight
-    /// requests finish (up to [`SHUTDOWN_GRACE`]); a second signal stops at once. (actix's own
-    /// handling treats SIGINT as a forced stop, so it is switched off.)
+    /// Serves until stopped; SIGINT and SIGTERM stop it gracefully (see [`signals`]).
     pub async fn run(self) -> std::io::Result<()> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let handle = self.server.handle();
-            if let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                actix_web::rt::spawn(async move {
-                    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-                    log::info!(
-                        "shutting down: finishing requests in flight (at most {}s; signal again to stop now)",
-                        SHUTDOWN_GRACE.as_secs()
-                    );
-                    let graceful = actix_web::rt::spawn(handle.stop(true));
-                    // actix-server handles one stop command at a time, so a forced stop sent
-                    // now would only run after the graceful one: the second signal exits
-                    // directly, with the shell's code for death by that signal.
-                    let code = tokio::select! {
-                        _ = int.recv() => 128 + 2,
-                        _ = term.recv() => 128 + 15,
-                        _ = graceful => return,
-                    };
-                    log::warn!("second signal: stopping now, requests in flight are cut");
-                    logging::flush(logging::FLUSH_LIMIT);
-                    std::process::exit(code);
-                });
-            }
-        }
+        signals::on_stop_signals(self.server.handle(), self.state.clone());
         self.server.await
     }
 }
@@ -389,40 +416,28 @@ pub fn main_with(cli: Cli) -> ExitCode {
                 None
             }
         };
-        // Without a config file there is no watcher to own SIGHUP, and the signal's default
-        // action would kill the daemon (`systemctl reload`, a habitual `kill -HUP`).
-        #[cfg(unix)]
-        if _watcher.is_none() {
-            if let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            {
-                actix_web::rt::spawn(async move {
-                    while hup.recv().await.is_some() {
-                        log::info!("SIGHUP: no proxy.toml in use, nothing to reload");
-                    }
-                });
-            }
-        }
-        #[cfg(unix)]
-        if proxy.sessions().is_none() {
-            // With keys, the key actor owns SIGUSR1 (rotation). Without, the signal's default
-            // action would kill the daemon.
-            if let Ok(mut usr1) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            {
-                actix_web::rt::spawn(async move {
-                    while usr1.recv().await.is_some() {
-                        log::info!("SIGUSR1: no JWT keys to rotate (--no-jwt)");
-                    }
-                });
-            }
-        }
+        // The TLS certificate and key files, followed for renewals.
+        let _certs = match (proxy.certificate(), &proxy.settings.fixed.tls) {
+            (Some(live), Some(files)) => Some(crate::watcher::certs::CertWatcher::spawn(
+                files.clone(),
+                proxy.settings.fixed.watch,
+                live.clone(),
+            )),
+            _ => None,
+        };
+        // Without a config file or certificate nothing owns SIGHUP; without keys nothing owns
+        // SIGUSR1: their default action would kill the daemon.
+        signals::ignore_unowned(
+            _watcher.is_none() && _certs.is_none(),
+            proxy.sessions().is_none(),
+        );
         let kid = proxy.key_id();
         let facts = banner::BannerFacts {
             listen: proxy.addr,
             metrics: proxy.metrics_addr(),
             jwt: kid.as_deref(),
             config_file: proxy.loader().path(),
+            certificate: proxy.certificate.as_ref().map(|(_, fp)| fp.as_str()),
         };
         let banner = match logging::LogFormat::current() {
             logging::LogFormat::Text => banner::banner(&proxy.settings, &facts),

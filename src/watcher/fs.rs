@@ -39,10 +39,11 @@ pub(crate) enum FsWatch {
     None,
 }
 
+/// Watches `dir` for changes of what `file_names` (names in `dir`) read.
 pub(crate) fn start_fs_watch(
     mode: WatchMode,
     dir: &Path,
-    file_name: &OsStr,
+    file_names: &[OsString],
     tx: mpsc::Sender<()>,
 ) -> FsWatch {
     match mode {
@@ -52,7 +53,7 @@ pub(crate) fn start_fs_watch(
     }
     let f = EventFilter {
         dir: dir.to_path_buf(),
-        file_name: file_name.to_os_string(),
+        file_names: file_names.to_vec(),
     };
     let handler = move |res: DebounceEventResult| match res {
         Ok(events) => {
@@ -86,11 +87,11 @@ pub(crate) fn start_fs_watch(
     }
 }
 
-/// Decides, on notify's thread, whether an event may have changed what the config path reads.
+/// Decides, on notify's thread, whether an event may have changed what a watched path reads.
 #[derive(Clone)]
 pub(super) struct EventFilter {
     pub(super) dir: PathBuf,
-    pub(super) file_name: OsString,
+    pub(super) file_names: Vec<OsString>,
 }
 
 impl EventFilter {
@@ -98,12 +99,16 @@ impl EventFilter {
         if !is_change(kind) {
             return false;
         }
-        let names = watched_names(&self.dir, &self.file_name);
+        let names: Vec<OsString> = self
+            .file_names
+            .iter()
+            .flat_map(|n| watched_names(&self.dir, n))
+            .collect();
         let hit = paths
             .iter()
             .any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)));
         if hit {
-            log::debug!("config watch: {kind:?} {paths:?}");
+            log::debug!("file watch: {kind:?} {paths:?}");
         }
         hit
     }
@@ -241,7 +246,7 @@ mod tests {
 
         let f = EventFilter {
             dir: d.to_path_buf(),
-            file_name: "proxy.toml".into(),
+            file_names: vec!["proxy.toml".into()],
         };
         let create = EventKind::Create(CreateKind::Any);
         assert!(f.wants(&create, &[d.join("..data_tmp"), d.join("..data")]));

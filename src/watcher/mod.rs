@@ -16,8 +16,10 @@
 //!   a pipe (`-c <(cat proxy.toml)`) was read once at start and is not watched.
 //!
 //! [`fs`] holds the filesystem mechanics, [`reload`] the state machine, [`diff`] what changed,
-//! and [`messages`] the timings and messages they share.
+//! and [`messages`] the timings and messages they share. [`certs`] is a second actor under the
+//! same watch rules: it follows the TLS certificate and key files.
 
+pub mod certs;
 mod diff;
 pub(crate) mod fs;
 mod messages;
@@ -88,7 +90,7 @@ impl WatcherHandle {
             );
             FsWatch::None
         } else {
-            start_fs_watch(settings.fixed.watch, &dir, &file_name, fs_tx.clone())
+            start_fs_watch(settings.fixed.watch, &dir, &[file_name], fs_tx.clone())
         };
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let (version_tx, version_rx) = watch::channel(0);

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod mounts;
+pub mod tls;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -254,10 +255,10 @@ pub struct Proxy {
     pub dir: PathBuf,
 }
 
-/// The start of the banner line that names the port.
-const BANNER: &str = "  listening    http://";
+/// The start of the banner line that names the port (`http://` or `https://`).
+const BANNER: &str = "  listening    http";
 /// The same in the JSON banner record.
-const JSON_BANNER: &str = "\"listening\":\"http://";
+const JSON_BANNER: &str = "\"listening\":\"http";
 
 impl Proxy {
     /// `Proxy::to(app_url)`: a builder with Ory unreachable unless [`ProxyBuilder::ory`] is
@@ -375,6 +376,11 @@ impl Proxy {
     /// `http://127.0.0.1:<port><path>`
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `https://localhost:<port><path>` (the name the test certificates carry).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
     }
 
     pub fn addr(&self) -> SocketAddr {

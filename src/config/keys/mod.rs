@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod limits;
 pub mod redirects;
 pub mod session;
+pub mod tls;
 pub mod upstream;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ use jwt::JwtSection;
 use limits::LimitsSection;
 use redirects::RedirectsSection;
 use session::SessionSection;
+use tls::TlsSection;
 use upstream::UpstreamSection;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,7 +36,8 @@ pub struct Tree {
     /// The app behind the proxy, `scheme://host[:port]`; required, here or as the first
     /// argument.
     pub application_url: Option<String>,
-    /// The URL users open, no path, query or fragment; `""` = `http://localhost:<port>`.
+    /// The URL users open, no path, query or fragment; `""` = `http://localhost:<port>`
+    /// (`https://` with `[tls]`).
     pub publish_url: Option<String>,
     /// Listen port on all interfaces; 0 = any free port.
     pub port: Option<u16>,
@@ -66,6 +69,9 @@ pub struct Tree {
     /// Client request headers never sent to the app, in any spelling; a trailing `*` matches
     /// by prefix. Setting it replaces the default list; `[]` strips none.
     pub strip_request_headers: Option<Vec<String>>,
+    /// From SIGTERM, how long readiness answers 503 while everything else is served as usual,
+    /// before the listener closes and requests in flight finish. `"0s"` = close at once.
+    pub shutdown_delay: Option<String>,
     #[serde(default)]
     pub cookies: CookiesSection,
     #[serde(default)]
@@ -82,6 +88,7 @@ pub struct Tree {
     pub limits: LimitsSection,
     #[serde(default)]
     pub access: AccessSection,
+    pub tls: TlsSection,
 }
 
 /// The top-level keys a reload applies without a restart.
@@ -97,6 +104,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("upstream", upstream::LIVE),
     ("limits", limits::LIVE),
     ("access", access::LIVE),
+    ("tls", tls::LIVE),
 ];
 
 /// Whether a reload applies the dotted `key` to new requests; every other key needs a restart.
@@ -129,6 +137,7 @@ impl Tree {
             log_format: Some("text".into()),
             metrics_listen: empty(),
             strip_request_headers: Some(crate::header_names::HeaderList::default_list()),
+            shutdown_delay: Some("0s".into()),
             cookies: CookiesSection::defaults(),
             cors: CorsSection::defaults(),
             redirects: RedirectsSection::defaults(),
@@ -137,6 +146,7 @@ impl Tree {
             upstream: UpstreamSection::defaults(),
             limits: LimitsSection::defaults(),
             access: AccessSection::defaults(),
+            tls: TlsSection::defaults(),
         }
     }
 

@@ -51,6 +51,10 @@ pub enum ProxyError {
     /// The access rules did not let the request through: a redirect to sign in, 401, 403, 503.
     #[error("{}", .0.reason())]
     Denied(Box<access::Denial>),
+    /// More requests in flight than the connection or the worker may carry (HTTP/2 streams):
+    /// 503 with `Retry-After`, before anything is looked up or sent upstream.
+    #[error("too many requests in flight {0}; retry in a moment")]
+    Overloaded(String),
 }
 
 impl ProxyError {
@@ -63,6 +67,7 @@ impl ProxyError {
                 | ProxyError::BodyIdle(_)
                 | ProxyError::NotFound(_)
                 | ProxyError::Denied(_)
+                | ProxyError::Overloaded(_)
         )
     }
 
@@ -99,6 +104,7 @@ impl ProxyError {
             ProxyError::BodyIdle(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::Denied(d) => d.status(),
+            ProxyError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -122,6 +128,9 @@ impl ProxyError {
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
         let headers = res.headers_mut();
+        if let ProxyError::Overloaded(_) = self {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
@@ -171,7 +180,8 @@ impl ProxyError {
             ProxyError::BadRequest(_)
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::NotFound(_)
-            | ProxyError::Denied(_) => {
+            | ProxyError::Denied(_)
+            | ProxyError::Overloaded(_) => {
                 "The request itself was refused; it did not reach an upstream.".into()
             }
         }
@@ -280,6 +290,7 @@ mod tests {
                 408,
             ),
             (ProxyError::NotFound("nothing here"), 404),
+            (ProxyError::Overloaded("on this connection".into()), 503),
         ] {
             let (status, v, _) = json_of(&e);
             assert_eq!(status.as_u16(), code, "{e}");

@@ -1,7 +1,8 @@
 //! The catch-all handler: every request that is not one of the proxy's own routes goes to the
 //! app or to Ory through [`forward`], in phases that run in the order the data flows:
 //!
-//! 1. [`route_request`]: which upstream gets the request, or why the proxy refuses it itself;
+//! 1. [`route_request`]: which upstream gets the request, or why the proxy refuses it itself
+//!    (and [`client_host`]: the host it asked for);
 //! 2. [`access::admit`]: for app-bound requests, the access rule they meet, the session → JWT
 //!    lookup (none for `public` rules) and the decision: on to the app, or the proxy's refusal
 //!    (a redirect to sign in, 401, 403, 503);
@@ -26,7 +27,7 @@ use awc::ClientRequest;
 
 use super::answer::ProxyError;
 use super::request_headers::{
-    header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
+    client_host, header_bytes, write_upstream_headers, RequestContext, MAX_REQUEST_HEADER_BYTES,
 };
 use super::route::{self, Routed, Upstream};
 use super::{websocket, ProxyState, RequestLive, Upstreams};
@@ -41,6 +42,8 @@ pub async fn forward(
     clients: web::Data<Upstreams>,
 ) -> Result<HttpResponse, ProxyError> {
     let routed = route_request(&req)?;
+    let host = client_host(req.headers(), req.version(), req.uri())
+        .map_err(|why| ProxyError::BadRequest(why.into()))?;
     let live = RequestLive::of(&req, &state.live);
     let admitted = access::admit(&req, routed.upstream, &state, &live, &clients.ory).await?;
     let client = match routed.upstream {
@@ -48,7 +51,7 @@ pub async fn forward(
         Upstream::Ory => &clients.ory,
     };
     let url = upstream_url(&state, routed);
-    let ctx = request_context(&req, &state, &live, routed.upstream, &admitted);
+    let ctx = request_context(&req, &state, &live, routed.upstream, &admitted, host);
     if is_websocket_upgrade(&req) {
         return websocket::relay(&req, payload, client, &url, &ctx, &live).await;
     }
@@ -100,6 +103,7 @@ fn request_context<'a>(
     live: &'a Live,
     upstream: Upstream,
     admitted: &'a access::Admitted,
+    host: Option<header::HeaderValue>,
 ) -> RequestContext<'a> {
     let session = admitted.auth.as_ref().and_then(Auth::session);
     RequestContext {
@@ -113,6 +117,7 @@ fn request_context<'a>(
         strip: &live.strip_request_headers,
         identity_names: live.access.identity.names(),
         identity: session.map_or(&[][..], |m| &m.identity[..]),
+        host,
     }
 }
 
