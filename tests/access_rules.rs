@@ -1536,6 +1536,18 @@ require = "optional"
             failures.push(format!("{method} {cred:?}: want {want:?}: {e}"));
         }
     }
+    // A request a framework would act on as another method (an override header in any
+    // spelling, a `_method` query parameter) meets that method's rules too.
+    for (path, extra) in [
+        ("/api/items", &[("X-HTTP-Method-Override", "DELETE")][..]),
+        ("/api/items", &[("x_http_method", "post")][..]),
+        ("/api/items?_method=DELETE", &[][..]),
+    ] {
+        let a = ask(&s.proxy, Method::PUT, path, Client::Api, Cred::None, extra).await;
+        if a.status != 401 {
+            failures.push(format!("PUT {path} {extra:?}: {} instead of 401", a.status));
+        }
+    }
     // The default (public) for what no rule matches: no lookup.
     let calls = s.ory.whoami_calls();
     let a = ask(

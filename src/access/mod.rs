@@ -15,6 +15,7 @@ pub mod decision;
 pub mod explain;
 pub mod glob;
 pub mod identity;
+pub mod method_override;
 pub mod path;
 pub mod rules;
 
@@ -64,12 +65,25 @@ impl Policy {
 
     /// The rule a request to the app meets, from its method and raw path (no query).
     pub fn rule_for(&self, method: &Method, raw_path: &str) -> &Rule {
+        self.rule_for_any(method, &[], raw_path)
+    }
+
+    /// The rule a request meets when it may also stand for the `named` methods (see
+    /// [`method_override`]): the strictest of the rules met under each; the first on a tie.
+    pub fn rule_for_any(&self, method: &Method, named: &[Method], raw_path: &str) -> &Rule {
         if self.rules.rules().is_empty() {
             return self.rules.default_rule();
         }
         let mut scratch = Vec::new();
-        self.rules
-            .rule_for(method, &path::spellings(raw_path, &mut scratch))
+        let spellings = path::spellings(raw_path, &mut scratch);
+        let mut rule = self.rules.rule_for(method, &spellings);
+        for m in named {
+            let other = self.rules.rule_for(m, &spellings);
+            if other.strictness() > rule.strictness() {
+                rule = other;
+            }
+        }
+        rule
     }
 
     /// The number of rules (the default not counted).

@@ -132,7 +132,7 @@ impl Rule {
     }
 
     /// Orders rules by how much they ask: the requirement, then a list of allowed addresses.
-    fn strictness(&self) -> (Requirement, bool) {
+    pub fn strictness(&self) -> (Requirement, bool) {
         (self.require, !self.allow_emails.is_empty())
     }
 }
@@ -148,6 +148,8 @@ pub struct RuleSet {
     by_first: HashMap<Box<[u8]>, Vec<u32>>,
     /// Ids of the globs whose first segment is a wildcard.
     wild: Vec<u32>,
+    /// Some rule applies to some methods only.
+    limits_methods: bool,
 }
 
 impl PartialEq for RuleSet {
@@ -163,6 +165,7 @@ impl RuleSet {
             globs: Vec::new(),
             by_first: HashMap::new(),
             wild: Vec::new(),
+            limits_methods: rules.iter().any(|r| r.methods.0 != 0),
             rules: Vec::new(),
         };
         for (r, rule) in rules.iter().enumerate() {
@@ -186,6 +189,12 @@ impl RuleSet {
     /// The rule of requests that meet none.
     pub fn default_rule(&self) -> &Rule {
         &self.default
+    }
+
+    /// Whether some rule applies to some methods only: then the methods a request may stand
+    /// for matter (see [`super::method_override`]).
+    pub fn limits_methods(&self) -> bool {
+        self.limits_methods
     }
 
     /// The rule a request meets: the first whose method and path match, else the default; when

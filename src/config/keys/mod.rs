@@ -88,6 +88,7 @@ pub struct Tree {
     pub limits: LimitsSection,
     #[serde(default)]
     pub access: AccessSection,
+    #[serde(default)]
     pub tls: TlsSection,
 }
 

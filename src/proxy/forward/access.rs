@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::http::Method;
 use actix_web::HttpRequest;
 
-use crate::access::{decide, Outcome, Requirement, Rule, SessionState};
+use crate::access::{decide, method_override, Outcome, Requirement, Rule, SessionState};
 use crate::config::Live;
 use crate::metrics::AuthOutcome;
 use crate::proxy::answer::access::Denial;
@@ -48,7 +48,15 @@ pub(super) async fn admit(
             drop_authorization: false,
         });
     }
-    let rule = live.access.rule_for(req.method(), req.uri().path());
+    // Only rules limited to some methods can tell a method from the one it stands for.
+    let named = if live.access.rules.limits_methods() {
+        method_override::named_methods(req.method(), req.headers(), req.uri().query())
+    } else {
+        Vec::new()
+    };
+    let rule = live
+        .access
+        .rule_for_any(req.method(), &named, req.uri().path());
     if rule.require == Requirement::Public {
         conclude(req, state, rule, Outcome::Public, "skipped");
         return Ok(Admitted {
