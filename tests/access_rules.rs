@@ -258,6 +258,13 @@ async fn whoami(state: web::Data<OryState>, req: HttpRequest) -> HttpResponse {
                 r#"{{"error":{{"code":{failing},"message":"unavailable"}}}}"#
             ));
     }
+    // Ory with `required_aal = highest_available`: a session with a second factor is shown
+    // only at aal2; below, whoami answers 403 `session_aal2_required`.
+    if credential(&req).as_deref() == Some(HIDDEN_AAL1) {
+        return HttpResponse::Forbidden().content_type("application/json").body(
+            r#"{"error":{"id":"session_aal2_required","code":403,"status":"Forbidden","reason":"An active session was found but it does not fulfill the Authenticator Assurance Level, implying that the session must first be upgraded."},"redirect_browser_to":"http://ory.example/self-service/login/browser?aal=aal2"}"#,
+        );
+    }
     let who = credential(&req).and_then(|t| {
         let who = state.sessions.lock().unwrap().get(&t).cloned()?;
         Some((t, who))
@@ -278,6 +285,10 @@ async fn other(state: web::Data<OryState>, req: HttpRequest) -> HttpResponse {
         .content_type("application/json")
         .body(r#"{"fake":"ory"}"#)
 }
+
+/// A credential the fake Ory answers as Ory does whose whoami requires the highest available
+/// level: 403 `session_aal2_required`.
+const HIDDEN_AAL1: &str = "hidden-aal1";
 
 // ---------- the stack and the questions ----------
 
@@ -666,6 +677,27 @@ async fn table_optional_row() {
 
 /// `session`: sign in (browser) or 401 (API) without one; the app with one; 403 for an email
 /// not allowed; 503 with Retry-After when Ory cannot say.
+#[actix_web::test]
+async fn a_session_ory_shows_only_at_aal2_goes_to_the_step_up_not_to_sign_in() {
+    let s = stack(RULES);
+    let step_up = [Case {
+        column: "whoami 403 session_aal2_required",
+        cred: Cred::Cookie(HIDDEN_AAL1),
+        browser: Want::StepUp,
+        api: Want::Json(403, Some("session_aal2_required")),
+    }];
+    let mut failures = run_cases(&s.proxy, &s.app, "/members/x?y=1", &step_up).await;
+    failures.extend(run_cases(&s.proxy, &s.app, "/admin/x", &step_up).await);
+    let anonymous = [Case {
+        column: "optional route",
+        cred: Cred::Cookie(HIDDEN_AAL1),
+        browser: Want::App(None),
+        api: Want::App(None),
+    }];
+    failures.extend(run_cases(&s.proxy, &s.app, "/optional/x", &anonymous).await);
+    assert_no_failures("hidden aal1", failures, &s.proxy);
+}
+
 #[actix_web::test]
 async fn table_session_row() {
     let s = stack(RULES);

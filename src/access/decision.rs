@@ -83,6 +83,9 @@ pub enum SessionState<'a> {
     Missing,
     /// Ory could not be asked (down, the breaker open) and nothing was cached.
     Unavailable,
+    /// A session Ory shows only after a second factor (whoami's 403 `session_aal2_required`,
+    /// when Ory requires the highest available level): only the step-up leads on.
+    Aal2Required,
     Active(&'a SessionFacts),
 }
 
@@ -167,6 +170,8 @@ pub fn decide(
         (Requirement::Public, _) => Outcome::Public,
         (Requirement::Optional, _) => Outcome::Allow,
         (_, SessionState::Unavailable) => Outcome::Unavailable,
+        (_, SessionState::Aal2Required) if browser => Outcome::StepUp,
+        (_, SessionState::Aal2Required) => Outcome::Aal2Required,
         (_, SessionState::Missing) if browser => Outcome::Login,
         (_, SessionState::Missing) => Outcome::Unauthenticated,
         (_, SessionState::Active(facts)) if !emails_allowed(allow_emails, facts) => {
@@ -206,27 +211,34 @@ mod tests {
     fn the_decision_table() {
         let aal1 = facts("aal1", "ada@example.org");
         let aal2 = facts("aal2", "ada@example.org");
-        let rows: [(Requirement, [Outcome; 4], [Outcome; 4]); 4] = [
-            // signed out, aal1, aal2, unavailable; for a browser, then for an API client.
+        let rows: [(Requirement, [Outcome; 5], [Outcome; 5]); 4] = [
+            // signed out, aal1, aal2, unavailable, a session Ory shows only at aal2; for a
+            // browser, then for an API client.
             (
                 R::Public,
-                [Public, Public, Public, Public],
-                [Public, Public, Public, Public],
+                [Public, Public, Public, Public, Public],
+                [Public, Public, Public, Public, Public],
             ),
             (
                 R::Optional,
-                [Allow, Allow, Allow, Allow],
-                [Allow, Allow, Allow, Allow],
+                [Allow, Allow, Allow, Allow, Allow],
+                [Allow, Allow, Allow, Allow, Allow],
             ),
             (
                 R::Session,
-                [Login, Allow, Allow, Unavailable],
-                [Unauthenticated, Allow, Allow, Unavailable],
+                [Login, Allow, Allow, Unavailable, StepUp],
+                [Unauthenticated, Allow, Allow, Unavailable, Aal2Required],
             ),
             (
                 R::Aal2,
-                [Login, StepUp, Allow, Unavailable],
-                [Unauthenticated, Aal2Required, Allow, Unavailable],
+                [Login, StepUp, Allow, Unavailable, StepUp],
+                [
+                    Unauthenticated,
+                    Aal2Required,
+                    Allow,
+                    Unavailable,
+                    Aal2Required,
+                ],
             ),
         ];
         for (require, browser, api) in rows {
@@ -236,6 +248,7 @@ mod tests {
                     SessionState::Active(&aal1),
                     SessionState::Active(&aal2),
                     SessionState::Unavailable,
+                    SessionState::Aal2Required,
                 ]
                 .map(|s| decide(require, &[], s, is_browser));
                 assert_eq!(got, expected, "{require:?}, browser {is_browser}");

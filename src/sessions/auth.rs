@@ -14,6 +14,8 @@ pub enum Auth {
     Jwt(Arc<Minted>),
     /// Credentials, but no active session.
     Anonymous,
+    /// A session Ory shows only at `aal2`: anonymous to the app, a step-up for the rules.
+    Aal2Required,
     /// No credential in the request: no lookup was made.
     NoCredentials,
     /// Ory could not answer; the request goes on anonymous.
@@ -25,6 +27,7 @@ impl Auth {
         match self {
             Auth::Jwt(_) => "jwt",
             Auth::Anonymous => "anonymous",
+            Auth::Aal2Required => "aal2-required",
             Auth::NoCredentials => "none",
             Auth::Unavailable => "ory-unavailable",
         }

@@ -56,6 +56,8 @@ pub enum Entry {
     },
     /// No session for these credentials, for at most `max_age` when set (else `cache_ttl`).
     Anonymous { max_age: Option<Duration> },
+    /// A session Ory shows only at `aal2` ([`Whoami::Aal2Required`]).
+    Aal2Required,
 }
 
 /// How long a 429 for one credential is remembered: long enough that a client repeating it does
@@ -115,6 +117,7 @@ impl moka::Expiry<CredentialKey, Arc<Entry>> for EntryExpiry {
                     .unwrap_or(Duration::ZERO)
             }),
             Entry::Anonymous { max_age } => *max_age,
+            Entry::Aal2Required => None,
         };
         let lifetime = until_expiry.map_or(ttl, |d| d.min(ttl));
         self.revocations.note_lifetime(lifetime);
@@ -204,7 +207,10 @@ impl SessionCache {
             Err(Unavailable) => return Auth::Unavailable,
         };
         let Entry::Active { session, token, .. } = &*entry else {
-            return Auth::Anonymous;
+            return match *entry {
+                Entry::Aal2Required => Auth::Aal2Required,
+                _ => Auth::Anonymous,
+            };
         };
         self.token_for(&cache, &creds, session, token, live).await
     }
@@ -337,7 +343,7 @@ impl SessionCache {
                 let w = whoami::call(ory, &self.0.whoami_url, creds).await;
                 self.0.metrics.whoami(match &w {
                     Ok(Whoami::Active(_)) => WhoamiOutcome::Active,
-                    Ok(Whoami::Anonymous) => WhoamiOutcome::Inactive,
+                    Ok(Whoami::Anonymous | Whoami::Aal2Required) => WhoamiOutcome::Inactive,
                     Ok(Whoami::Rejected(_)) => WhoamiOutcome::Rejected,
                     Err(_) => WhoamiOutcome::Failed,
                 });
@@ -352,6 +358,7 @@ impl SessionCache {
                         revocations_seen,
                     },
                     Whoami::Anonymous => Entry::Anonymous { max_age: None },
+                    Whoami::Aal2Required => Entry::Aal2Required,
                     Whoami::Rejected(Rejection::Throttled) => Entry::Anonymous {
                         max_age: Some(THROTTLED_MEMORY),
                     },
@@ -366,7 +373,9 @@ impl SessionCache {
     /// credentials alone (a rejection) neither counts nor ends one.
     fn note_health(&self, w: &Result<Whoami, whoami::WhoamiError>, ory: &awc::Client) {
         match w {
-            Ok(Whoami::Active(_) | Whoami::Anonymous) => self.log_change(self.0.breaker.answered()),
+            Ok(Whoami::Active(_) | Whoami::Anonymous | Whoami::Aal2Required) => {
+                self.log_change(self.0.breaker.answered())
+            }
             Ok(Whoami::Rejected(r)) => self.warn_rejection(r),
             Err(e) => {
                 let (change, check) = self.0.breaker.failed(Instant::now());

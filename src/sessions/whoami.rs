@@ -33,6 +33,10 @@ pub enum Whoami {
     Active(ActiveSession),
     /// 401/403, `active: false`, or a session already expired: an ordinary anonymous visitor.
     Anonymous,
+    /// 403 `session_aal2_required`: a session that Ory shows only at `aal2` (its whoami's
+    /// `required_aal` is `highest_available` and the identity has a second factor). The access
+    /// rules send it to the step-up; to the app it is anonymous.
+    Aal2Required,
     /// An answer about these credentials that is neither a session nor a plain "no": they get
     /// no session, and it says nothing about Ory's health (see [`Rejection`]).
     Rejected(Rejection),
@@ -180,7 +184,8 @@ async fn exchange(
     let status = res.status().as_u16();
     match status {
         200 => {}
-        401 | 403 => return Ok(Whoami::Anonymous),
+        401 => return Ok(Whoami::Anonymous),
+        403 => return Ok(forbidden(&mut res).await),
         429 => return Ok(Whoami::Rejected(Rejection::Throttled)),
         // About the connection or a gateway, not the credentials (an unprompted 408 from a
         // server closing an idle pooled connection, a misdirected request, early data, a
@@ -201,6 +206,32 @@ async fn exchange(
         ))),
         // Cut off or broken on the way: Ory did not finish answering.
         Err(e) => Err(WhoamiError::Body(e.to_string())),
+    }
+}
+
+/// The largest 403 body read for its error id.
+const MAX_FORBIDDEN_BODY: usize = 64 << 10;
+
+/// A 403 is "no session", unless its body says the session needs a second factor first.
+/// A body that cannot be read or parsed is the plain "no".
+async fn forbidden<S>(res: &mut awc::ClientResponse<S>) -> Whoami
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: ErrorId,
+    }
+    #[derive(Deserialize)]
+    struct ErrorId {
+        id: Option<String>,
+    }
+    let Ok(body) = res.body().limit(MAX_FORBIDDEN_BODY).await else {
+        return Whoami::Anonymous;
+    };
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) if e.error.id.as_deref() == Some("session_aal2_required") => Whoami::Aal2Required,
+        _ => Whoami::Anonymous,
     }
 }
 

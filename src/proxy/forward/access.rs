@@ -68,6 +68,7 @@ pub(super) async fn admit(
     let session = match &auth {
         Some(Auth::Jwt(m)) => SessionState::Active(&m.facts),
         Some(Auth::Unavailable) => SessionState::Unavailable,
+        Some(Auth::Aal2Required) => SessionState::Aal2Required,
         _ => SessionState::Missing,
     };
     let outcome = decide(rule.require, &rule.allow_emails, session, is_browser(req));
@@ -95,7 +96,7 @@ async fn lookup(
     let auth = sessions.authorize(req.headers(), live, ory).await;
     state.metrics.auth(match auth {
         Auth::Jwt(_) => AuthOutcome::Jwt,
-        Auth::Anonymous => AuthOutcome::Anonymous,
+        Auth::Anonymous | Auth::Aal2Required => AuthOutcome::Anonymous,
         Auth::NoCredentials => AuthOutcome::NoCredentials,
         Auth::Unavailable => AuthOutcome::OryUnavailable,
     });
