@@ -1090,6 +1090,10 @@ async fn path_spellings_cannot_bypass_a_rule() {
         "/%ff/../admin/x",
         "/admin/%ff",
         "/admin/%zz",
+        // Express, Koa, ASP.NET and IIS route without regard to case.
+        "/ADMIN/x",
+        "/Admin",
+        "/%41dmin/x",
     ];
     let mut failures = Vec::new();
     for path in spellings {

@@ -446,6 +446,19 @@ async fn http2_streams_beyond_the_connection_bound_get_503() {
         .filter(|e| e.path.starts_with("/download"))
         .count();
     assert_eq!(downloads, BOUND);
+    // Full, the connection refuses more work, but never the health probes: an orchestrator
+    // must not restart a proxy for being busy.
+    assert_eq!(
+        h2_exchange(&send, h2_get(proxy.port, "/echo", &[])).await.0,
+        503
+    );
+    for probe in ["/.ory/proxy/health/alive", "/.ory/proxy/health/ready"] {
+        assert_eq!(
+            h2_exchange(&send, h2_get(proxy.port, probe, &[])).await.0,
+            200,
+            "{probe}"
+        );
+    }
     for i in 0..STREAMS {
         app.open_gate(&format!("flood{i}"));
     }

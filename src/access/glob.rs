@@ -136,6 +136,25 @@ impl PathGlob {
         })
     }
 
+    /// The same glob with ASCII letters lowercased, for the case-insensitive reading.
+    pub fn to_ascii_lowercase(&self) -> PathGlob {
+        let lower = |b: &[u8]| -> Box<[u8]> { b.to_ascii_lowercase().into() };
+        PathGlob {
+            text: self.text.to_ascii_lowercase().into(),
+            segs: self
+                .segs
+                .iter()
+                .map(|s| match s {
+                    Seg::Literal(l) => Seg::Literal(lower(l)),
+                    Seg::Star(w) => Seg::Star(Wild {
+                        pieces: w.pieces.iter().map(|p| lower(p)).collect(),
+                    }),
+                    Seg::AnyDepth => Seg::AnyDepth,
+                })
+                .collect(),
+        }
+    }
+
     /// The first segment when it is literal: the rule index files the glob under it.
     pub fn first_literal(&self) -> Option<&[u8]> {
         match self.segs.first() {

@@ -38,10 +38,10 @@ pub fn named_methods(method: &Method, headers: &HeaderMap, query: Option<&str>) 
             value.as_bytes().split(|&b| b == b',').for_each(&mut add);
         }
     }
-    for pair in query.unwrap_or("").split('&') {
-        if let Some(v) = pair.strip_prefix("_method=") {
-            // Method names are tokens: an encoded one would not be a method anyway.
-            add(v.as_bytes());
+    // Decoded as the frameworks decode a query (`%5Fmethod=DEL%45TE` is `_method=DELETE`).
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "_method" {
+            add(value.as_bytes());
         }
     }
     out
@@ -78,6 +78,8 @@ mod tests {
             [Method::PATCH]
         );
         assert_eq!(named(&[], Some("a=1&_method=delete")), [Method::DELETE]);
+        assert_eq!(named(&[], Some("%5Fmethod=DEL%45TE")), [Method::DELETE]);
+        assert_eq!(named(&[], Some("_method=+put+")), [Method::PUT]);
         // Its own method, repeats and non-methods add nothing.
         assert!(named(
             &[("x-http-method-override", "POST, post")],

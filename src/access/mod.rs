@@ -69,18 +69,28 @@ impl Policy {
     }
 
     /// The rule a request meets when it may also stand for the `named` methods (see
-    /// [`method_override`]): the strictest of the rules met under each; the first on a tie.
+    /// [`method_override`]), and the path may be read without regard to case (an app whose
+    /// routes ignore case serves `/ADMIN` as `/admin`): the strictest of the rules met under
+    /// each reading; the first on a tie.
     pub fn rule_for_any(&self, method: &Method, named: &[Method], raw_path: &str) -> &Rule {
         if self.rules.rules().is_empty() {
             return self.rules.default_rule();
         }
         let mut scratch = Vec::new();
         let spellings = path::spellings(raw_path, &mut scratch);
+        let mut lower_scratch = Vec::new();
+        let lowercase =
+            path::lowercase_spellings(raw_path, self.rules.globs_upper(), &mut lower_scratch);
         let mut rule = self.rules.rule_for(method, &spellings);
-        for m in named {
-            let other = self.rules.rule_for(m, &spellings);
-            if other.strictness() > rule.strictness() {
-                rule = other;
+        for m in std::iter::once(method).chain(named) {
+            let exact = self.rules.rule_for(m, &spellings);
+            let folded = lowercase
+                .as_ref()
+                .map(|l| self.rules.rule_for_lowercase(m, l));
+            for other in std::iter::once(exact).chain(folded) {
+                if other.strictness() > rule.strictness() {
+                    rule = other;
+                }
             }
         }
         rule

@@ -30,6 +30,34 @@ pub fn spellings<'a>(raw_path: &'a str, scratch: &'a mut Vec<u8>) -> Spellings<'
     } else {
         raw_path.as_bytes()
     };
+    segments(src)
+}
+
+/// The spellings of `raw_path` with ASCII letters lowercased after decoding, for apps whose
+/// routes ignore case (Express and Koa by default, ASP.NET, IIS): `None` when that reading is
+/// the path's own (no uppercase letter in it) and the globs have none either (`globs_upper`).
+/// `scratch` holds the lowercased path.
+pub fn lowercase_spellings<'a>(
+    raw_path: &str,
+    globs_upper: bool,
+    scratch: &'a mut Vec<u8>,
+) -> Option<Spellings<'a>> {
+    let raw = raw_path.as_bytes();
+    if memchr(b'%', raw).is_some() {
+        percent_decode_into(raw, scratch);
+    } else {
+        scratch.clear();
+        scratch.extend_from_slice(raw);
+    }
+    if !globs_upper && !scratch.iter().any(u8::is_ascii_uppercase) {
+        return None;
+    }
+    scratch.make_ascii_lowercase();
+    Some(segments(scratch))
+}
+
+/// The spellings of an already decoded path.
+fn segments(src: &[u8]) -> Spellings<'_> {
     let mut out = Spellings {
         resolved: Vec::with_capacity(8),
         written: None,

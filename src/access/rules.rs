@@ -59,7 +59,9 @@ impl Methods {
     pub fn bit(m: &Method) -> u16 {
         METHODS
             .iter()
-            .find(|(name, _)| *name == m.as_str())
+            // In any case: a server that uppercases the method (Django, Flask, Symfony) must
+            // not run `delete` as a DELETE that the rules did not see.
+            .find(|(name, _)| name.eq_ignore_ascii_case(m.as_str()))
             // GET's own bit is the lowest of its two.
             .map_or(OTHER_METHOD, |(_, b)| b & b.wrapping_neg())
     }
@@ -137,87 +139,53 @@ impl Rule {
     }
 }
 
-/// The rules in file order, the default behind them, and the first-segment index.
+/// The rules in file order, the default behind them, and the first-segment index, once as
+/// written and once lowercased (for apps whose routes ignore case).
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
     default: Rule,
+    exact: Index,
+    lowercase: Index,
+    /// Some rule applies to some methods only.
+    limits_methods: bool,
+    /// Some glob has an uppercase letter: its lowercase reading differs.
+    globs_upper: bool,
+}
+
+/// Where each glob is filed.
+#[derive(Debug, Default)]
+struct Index {
     /// Every glob as `(rule, glob)`, in rule order: a glob's id is its place here.
     globs: Vec<(u32, PathGlob)>,
     /// Ids of the globs whose first segment is literal, by that segment (`""` for `/`).
     by_first: HashMap<Box<[u8]>, Vec<u32>>,
     /// Ids of the globs whose first segment is a wildcard.
     wild: Vec<u32>,
-    /// Some rule applies to some methods only.
-    limits_methods: bool,
 }
 
-impl PartialEq for RuleSet {
-    fn eq(&self, o: &RuleSet) -> bool {
-        self.rules == o.rules && self.default == o.default
-    }
-}
-
-impl RuleSet {
-    pub fn new(rules: Vec<Rule>, default: Requirement) -> RuleSet {
-        let mut set = RuleSet {
-            default: Rule::new(DEFAULT_RULE, default, Vec::new(), Methods(0), Vec::new()),
-            globs: Vec::new(),
-            by_first: HashMap::new(),
-            wild: Vec::new(),
-            limits_methods: rules.iter().any(|r| r.methods.0 != 0),
-            rules: Vec::new(),
-        };
-        for (r, rule) in rules.iter().enumerate() {
-            for glob in &rule.paths {
-                let id = set.globs.len() as u32;
-                match glob.first_literal() {
-                    Some(first) => set.by_first.entry(first.into()).or_default().push(id),
-                    None => set.wild.push(id),
-                }
-                set.globs.push((r as u32, glob.clone()));
+impl Index {
+    fn new(globs: impl Iterator<Item = (usize, PathGlob)>) -> Index {
+        let mut index = Index::default();
+        for (r, glob) in globs {
+            let id = index.globs.len() as u32;
+            match glob.first_literal() {
+                Some(first) => index.by_first.entry(first.into()).or_default().push(id),
+                None => index.wild.push(id),
             }
+            index.globs.push((r as u32, glob));
         }
-        set.rules = rules;
-        set
+        index
     }
 
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
-    /// The rule of requests that meet none.
-    pub fn default_rule(&self) -> &Rule {
-        &self.default
-    }
-
-    /// Whether some rule applies to some methods only: then the methods a request may stand
-    /// for matter (see [`super::method_override`]).
-    pub fn limits_methods(&self) -> bool {
-        self.limits_methods
-    }
-
-    /// The rule a request meets: the first whose method and path match, else the default; when
-    /// the path's written spelling meets a stricter rule than its resolved one, that rule.
-    pub fn rule_for(&self, method: &Method, path: &Spellings<'_>) -> &Rule {
-        if self.rules.is_empty() {
-            return &self.default;
-        }
-        let bit = Methods::bit(method);
-        let resolved = self.first_match(bit, &path.resolved);
-        let Some(written) = &path.written else {
-            return resolved;
-        };
-        let other = self.first_match(bit, written);
-        if other.strictness() > resolved.strictness() {
-            other
-        } else {
-            resolved
-        }
-    }
-
-    /// The first rule whose method and a glob match `segments`, else the default.
-    pub fn first_match(&self, method_bit: u16, segments: &[&[u8]]) -> &Rule {
+    /// The first of `rules` whose method and a glob match `segments`, else `default`.
+    fn first_match<'a>(
+        &self,
+        rules: &'a [Rule],
+        default: &'a Rule,
+        method_bit: u16,
+        segments: &[&[u8]],
+    ) -> &'a Rule {
         let first: &[u8] = segments.first().copied().unwrap_or(b"");
         let literal = self.by_first.get(first).map_or(&[][..], Vec::as_slice);
         let (mut i, mut j) = (0, 0);
@@ -236,14 +204,94 @@ impl RuleSet {
                     j += 1;
                     b
                 }
-                (None, None) => return &self.default,
+                (None, None) => return default,
             };
             let (r, glob) = &self.globs[id as usize];
-            let rule = &self.rules[*r as usize];
+            let rule = &rules[*r as usize];
             if rule.methods.allows(method_bit) && glob.matches(segments) {
                 return rule;
             }
         }
+    }
+}
+
+impl PartialEq for RuleSet {
+    fn eq(&self, o: &RuleSet) -> bool {
+        self.rules == o.rules && self.default == o.default
+    }
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<Rule>, default: Requirement) -> RuleSet {
+        let globs = || {
+            rules
+                .iter()
+                .enumerate()
+                .flat_map(|(r, rule)| rule.paths.iter().map(move |g| (r, g)))
+        };
+        RuleSet {
+            default: Rule::new(DEFAULT_RULE, default, Vec::new(), Methods(0), Vec::new()),
+            exact: Index::new(globs().map(|(r, g)| (r, g.clone()))),
+            lowercase: Index::new(globs().map(|(r, g)| (r, g.to_ascii_lowercase()))),
+            limits_methods: rules.iter().any(|r| r.methods.0 != 0),
+            globs_upper: globs().any(|(_, g)| g.as_str().bytes().any(|b| b.is_ascii_uppercase())),
+            rules,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rule of requests that meet none.
+    pub fn default_rule(&self) -> &Rule {
+        &self.default
+    }
+
+    /// Whether some glob has an uppercase letter (see [`super::path::lowercase_spellings`]).
+    pub fn globs_upper(&self) -> bool {
+        self.globs_upper
+    }
+
+    /// Whether some rule applies to some methods only: then the methods a request may stand
+    /// for matter (see [`super::method_override`]).
+    pub fn limits_methods(&self) -> bool {
+        self.limits_methods
+    }
+
+    /// The rule a request meets: the first whose method and path match, else the default; when
+    /// the path's written spelling meets a stricter rule than its resolved one, that rule.
+    pub fn rule_for(&self, method: &Method, path: &Spellings<'_>) -> &Rule {
+        self.rule_in(&self.exact, method, path)
+    }
+
+    /// [`Self::rule_for`] with the path and the globs lowercased (see
+    /// [`super::path::lowercase_spellings`]).
+    pub fn rule_for_lowercase(&self, method: &Method, path: &Spellings<'_>) -> &Rule {
+        self.rule_in(&self.lowercase, method, path)
+    }
+
+    fn rule_in(&self, index: &Index, method: &Method, path: &Spellings<'_>) -> &Rule {
+        if self.rules.is_empty() {
+            return &self.default;
+        }
+        let bit = Methods::bit(method);
+        let resolved = index.first_match(&self.rules, &self.default, bit, &path.resolved);
+        let Some(written) = &path.written else {
+            return resolved;
+        };
+        let other = index.first_match(&self.rules, &self.default, bit, written);
+        if other.strictness() > resolved.strictness() {
+            other
+        } else {
+            resolved
+        }
+    }
+
+    /// The first rule whose method and a glob match `segments`, else the default.
+    pub fn first_match(&self, method_bit: u16, segments: &[&[u8]]) -> &Rule {
+        self.exact
+            .first_match(&self.rules, &self.default, method_bit, segments)
     }
 }
 
@@ -338,6 +386,43 @@ mod tests {
         // would serve this from /admin: the stricter rule applies.
         assert_eq!(name(&s, Method::GET, "/admin/../static/x.css"), "admin");
         assert_eq!(name(&s, Method::GET, "/static/x/../y.css"), "static");
+    }
+
+    #[test]
+    fn case_of_the_path_and_the_method_cannot_slip_past_a_rule() {
+        let p = crate::access::Policy::new(
+            set(),
+            "",
+            "https://www.example.org",
+            crate::access::IdentityHeaders::default(),
+        );
+        let get = |raw: &str| p.rule_for_any(&Method::GET, &[], raw).name.to_string();
+        // Express, Koa, ASP.NET route without regard to case.
+        for raw in ["/ADMIN/x", "/Admin", "/%41dmin/x", "/aDmIn/./x"] {
+            assert_eq!(get(raw), "admin", "{raw}");
+        }
+        // The stricter reading wins: a public rule does not open other spellings.
+        assert_eq!(get("/STATIC/x.css"), "default");
+        // A rule written in capitals meets the lowercase spelling too.
+        let upper = RuleSet::new(
+            vec![rule("Reports", Requirement::Session, &["/Reports/**"], &[])],
+            Requirement::Public,
+        );
+        let p2 = crate::access::Policy::new(
+            upper,
+            "",
+            "https://www.example.org",
+            crate::access::IdentityHeaders::default(),
+        );
+        assert_eq!(
+            p2.rule_for_any(&Method::GET, &[], "/reports/q")
+                .name
+                .as_ref(),
+            "Reports"
+        );
+        // A lowercase method is the method a lenient server runs.
+        let delete = Method::from_bytes(b"delete").unwrap();
+        assert_eq!(name(&set(), delete, "/api/items"), "writes");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod body_idle;
 pub mod body_rewrite;
 pub mod client_address;
 pub mod client_headers;
+pub mod client_host;
 pub mod cookie_rewrite;
 pub mod cors;
 pub mod declined_upgrade;

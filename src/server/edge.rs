@@ -51,12 +51,21 @@ pub(super) async fn edge(
     }
     let by = answerer(&req);
     let line = access_log::Line::start(&req);
-    let (res, in_flight) = match streams::enter(&req) {
+    // The health probes are never refused for load: a liveness probe failing under a burst
+    // would have the orchestrator restart a busy proxy, and lose what it was serving.
+    let path = req.path();
+    let probe = path == local_routes::HEALTH_ALIVE || path == local_routes::HEALTH_READY;
+    let admitted = if probe {
+        Ok(None)
+    } else {
+        streams::enter(&req).map(Some)
+    };
+    let (res, in_flight) = match admitted {
         Ok(in_flight) => (
             cors::preflight_layer(req, next)
                 .await
                 .map(ServiceResponse::map_into_left_body),
-            Some(in_flight),
+            in_flight,
         ),
         Err(busy) => (Ok(req.error_response(busy).map_into_right_body()), None),
     };
