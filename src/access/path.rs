@@ -46,6 +46,10 @@ pub fn lowercase_spellings<'a>(
     if memchr(b'%', raw).is_some() {
         percent_decode_into(raw, scratch);
     } else {
+        // The common case, a plain lowercase path: no copy.
+        if !globs_upper && !raw.iter().any(u8::is_ascii_uppercase) {
+            return None;
+        }
         scratch.clear();
         scratch.extend_from_slice(raw);
     }
