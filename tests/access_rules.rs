@@ -1090,6 +1090,11 @@ async fn path_spellings_cannot_bypass_a_rule() {
         "/%ff/../admin/x",
         "/admin/%ff",
         "/admin/%zz",
+        // As a WHATWG URL parser reads it (Node's `new URL`, Next.js, Hono): `\` is `/`, and
+        // `//x/` names a host.
+        "/x\\..\\admin/x",
+        "//x/admin/x",
+        "/admin\\",
         // Express, Koa, ASP.NET and IIS route without regard to case.
         "/ADMIN/x",
         "/Admin",

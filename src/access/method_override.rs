@@ -3,8 +3,9 @@
 //! `X-HTTP-Method-Override: DELETE` or a `_method=DELETE` query parameter. A rule limited to
 //! some methods must meet those requests too, or `methods = ["DELETE"]` is bypassed by a `POST`
 //! naming `DELETE`. The rules are matched for each method named, and the strictest rule wins.
-//! A `_method` inside a form body is not read (the proxy streams bodies): rules that must hold
-//! against it are written by path, not by method (README, "Protecting routes").
+//! A `_method` field inside a body (an HTML form's hidden field; Laravel reads JSON too) cannot
+//! be read (the proxy streams bodies): a `POST` with a form or JSON body is taken to stand for
+//! `PUT`, `PATCH` and `DELETE` as well (README, "Protecting routes").
 
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
@@ -19,7 +20,10 @@ const OVERRIDE_HEADERS: [&str; 3] = [
 ];
 
 /// At most this many methods named by one request are looked at: each costs one rule match.
-const MAX_NAMED: usize = 4;
+const MAX_NAMED: usize = 6;
+
+/// What a `POST` with a body a framework reads `_method` from may stand for.
+const BODY_OVERRIDABLE: [Method; 3] = [Method::PUT, Method::PATCH, Method::DELETE];
 
 /// The methods other than its own that a request's override headers and `_method` query
 /// parameters name (uppercased, as the frameworks read them), at most [`MAX_NAMED`].
@@ -33,6 +37,11 @@ pub fn named_methods(method: &Method, headers: &HeaderMap, query: Option<&str>) 
             }
         }
     };
+    if *method == Method::POST && body_may_override(headers) {
+        for m in BODY_OVERRIDABLE {
+            add(m.as_str().as_bytes());
+        }
+    }
     for (name, value) in headers {
         if OVERRIDE_HEADERS.contains(&folded(name.as_str()).as_ref()) {
             value.as_bytes().split(|&b| b == b',').for_each(&mut add);
@@ -40,11 +49,32 @@ pub fn named_methods(method: &Method, headers: &HeaderMap, query: Option<&str>) 
     }
     // Decoded as the frameworks decode a query (`%5Fmethod=DEL%45TE` is `_method=DELETE`).
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        if key == "_method" {
+        if key.eq_ignore_ascii_case("_method") {
             add(value.as_bytes());
         }
     }
     out
+}
+
+/// Whether the body is one frameworks read `_method` from: a form (URL-encoded or multipart)
+/// or JSON.
+fn body_may_override(headers: &HeaderMap) -> bool {
+    headers
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|t| {
+            t == "application/x-www-form-urlencoded"
+                || t == "multipart/form-data"
+                || t == "application/json"
+                || t.ends_with("+json")
+        })
 }
 
 #[cfg(test)]
@@ -80,6 +110,23 @@ mod tests {
         assert_eq!(named(&[], Some("a=1&_method=delete")), [Method::DELETE]);
         assert_eq!(named(&[], Some("%5Fmethod=DEL%45TE")), [Method::DELETE]);
         assert_eq!(named(&[], Some("_method=+put+")), [Method::PUT]);
+        assert_eq!(named(&[], Some("_METHOD=delete")), [Method::DELETE]);
+        // A form or JSON body may carry `_method`: it stands for the methods forms override to.
+        for ct in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json",
+        ] {
+            assert_eq!(
+                named(&[("content-type", ct)], None),
+                BODY_OVERRIDABLE,
+                "{ct}"
+            );
+            assert!(
+                named_methods(&Method::PUT, &headers(&[("content-type", ct)]), None).is_empty()
+            );
+        }
+        assert!(named(&[("content-type", "text/plain")], None).is_empty());
         // Its own method, repeats and non-methods add nothing.
         assert!(named(
             &[("x-http-method-override", "POST, post")],
@@ -87,7 +134,7 @@ mod tests {
         )
         .is_empty());
         // Bounded.
-        let many = "A1,A2,A3,A4,A5,A6";
+        let many = "A1,A2,A3,A4,A5,A6,A7,A8";
         assert_eq!(
             named(&[("x-http-method-override", many)], None).len(),
             MAX_NAMED

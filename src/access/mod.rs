@@ -71,13 +71,19 @@ impl Policy {
     /// The rule a request meets when it may also stand for the `named` methods (see
     /// [`method_override`]), and the path may be read without regard to case (an app whose
     /// routes ignore case serves `/ADMIN` as `/admin`): the strictest of the rules met under
-    /// each reading; the first on a tie.
+    /// each reading, and as a URL parser reads it ([`path::url_parser_path`]); the first on a
+    /// tie.
     pub fn rule_for_any(&self, method: &Method, named: &[Method], raw_path: &str) -> &Rule {
         if self.rules.rules().is_empty() {
             return self.rules.default_rule();
         }
         let mut scratch = Vec::new();
         let spellings = path::spellings(raw_path, &mut scratch);
+        let url_path = path::url_parser_path(raw_path);
+        let mut url_scratch = Vec::new();
+        let url_read = url_path
+            .as_deref()
+            .map(|p| path::spellings(p, &mut url_scratch));
         let mut lower_scratch = Vec::new();
         let lowercase =
             path::lowercase_spellings(raw_path, self.rules.globs_upper(), &mut lower_scratch);
@@ -87,7 +93,8 @@ impl Policy {
             let folded = lowercase
                 .as_ref()
                 .map(|l| self.rules.rule_for_lowercase(m, l));
-            for other in std::iter::once(exact).chain(folded) {
+            let url = url_read.as_ref().map(|u| self.rules.rule_for(m, u));
+            for other in std::iter::once(exact).chain(folded).chain(url) {
                 if other.strictness() > rule.strictness() {
                     rule = other;
                 }

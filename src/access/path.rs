@@ -60,6 +60,25 @@ pub fn lowercase_spellings<'a>(
     Some(segments(scratch))
 }
 
+/// The path as a WHATWG URL parser reads it (Node's `new URL(req.url, base)`, Next.js, Hono,
+/// Deno, Bun): `\` is `/`, and a path starting with `//` names a host, the path being what
+/// follows it (`//x/admin` is `/admin`). `None` when that is the path itself. Matched as one
+/// more reading, the stricter rule applying.
+pub fn url_parser_path(raw_path: &str) -> Option<String> {
+    if !raw_path.contains('\\') && !raw_path.starts_with("//") {
+        return None;
+    }
+    let slashed = raw_path.replace('\\', "/");
+    let Some(after) = slashed.strip_prefix("//") else {
+        return Some(slashed);
+    };
+    Some(
+        after
+            .find('/')
+            .map_or("/".into(), |i| after[i..].to_string()),
+    )
+}
+
 /// The spellings of an already decoded path.
 fn segments(src: &[u8]) -> Spellings<'_> {
     let mut out = Spellings {

@@ -420,6 +420,15 @@ mod tests {
                 .as_ref(),
             "Reports"
         );
+        // As a WHATWG URL parser reads it: `\` is `/`, `//host/` is a host.
+        for raw in [
+            "/x\\..\\admin/users",
+            "//x/admin/users",
+            "/admin\\",
+            "\\\\x\\admin",
+        ] {
+            assert_eq!(get(raw), "admin", "{raw}");
+        }
         // A lowercase method is the method a lenient server runs.
         let delete = Method::from_bytes(b"delete").unwrap();
         assert_eq!(name(&set(), delete, "/api/items"), "writes");

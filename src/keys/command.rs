@@ -17,6 +17,9 @@ use super::jwk::EcKey;
 use super::schedule::{self, Scheduled};
 use crate::cli::KeysCommand;
 
+/// A publish-ahead beyond this is a mistake (a unit typed wrong): a year.
+const MAX_PUBLISH_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Below this, a publish-ahead is shorter than a Kubernetes Secret may take to reach a pod.
 const SHORT_PUBLISH_AHEAD: Duration = Duration::from_secs(120);
 
@@ -36,6 +39,14 @@ pub fn run(cmd: &KeysCommand) -> ExitCode {
             publish_ahead,
             prune_after,
         } => {
+            if *publish_ahead > MAX_PUBLISH_AHEAD {
+                eprintln!(
+                    "ory-proxy: a publish-ahead of {} is beyond any rotation: at most {}",
+                    humantime::format_duration(*publish_ahead),
+                    humantime::format_duration(MAX_PUBLISH_AHEAD)
+                );
+                return ExitCode::from(2);
+            }
             if *publish_ahead < SHORT_PUBLISH_AHEAD {
                 eprintln!(
                     "ory-proxy: warning: a publish-ahead of {} is shorter than a Kubernetes Secret may take to reach every pod (1-2 min)",
@@ -201,6 +212,35 @@ mod tests {
             .map(|k| k.key.kid)
             .collect();
         assert_eq!(kids, [fourth, third, second]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rotate_through_a_link_rotates_the_file_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("k.json");
+        let link = dir.path().join("link.json");
+        generate(&real).unwrap();
+        std::os::unix::fs::symlink("k.json", &link).unwrap();
+        rotate(&link, Duration::from_secs(600), Duration::from_secs(3600)).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(read_keys_file(&real).unwrap().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn times_past_the_year_9999_are_refused_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.json");
+        generate(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["keys"][0]["sign_from"] = serde_json::json!(253_402_300_800u64);
+        std::fs::write(&path, v.to_string()).unwrap();
+        let err = list(&path, SystemTime::now()).unwrap_err().to_string();
+        assert!(err.contains("year 10000"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,16 @@ pub(super) fn write_keys_file(
     let text = to_jwks(keys)
         .to_file_bytes()
         .map_err(|e| err(e.to_string()))?;
+    // Through a symbolic link, the file it names is replaced, not the link: every reader
+    // following the link sees the new keys.
+    let resolved;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved =
+            std::fs::canonicalize(path).map_err(|e| err(format!("resolving the link: {e}")))?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = strict_modes::directory_of(path);
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}",
@@ -135,7 +145,12 @@ pub(super) fn read_keys_file(path: &Path) -> Result<Option<Vec<Scheduled>>, KeyE
             secs.map(|s| {
                 UNIX_EPOCH
                     .checked_add(Duration::from_secs(s))
-                    .ok_or_else(|| err(format!("key {i}: {name} {s} is not a Unix time")))
+                    .filter(|_| s <= LAST_UNIX_TIME)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "key {i}: {name} {s} is not a Unix time before the year 10000"
+                        ))
+                    })
             })
             .transpose()
         };
@@ -147,6 +162,10 @@ pub(super) fn read_keys_file(path: &Path) -> Result<Option<Vec<Scheduled>>, KeyE
     }
     Ok(Some(keys))
 }
+
+/// The last second of the year 9999: times beyond cannot be written as RFC 3339, and no key
+/// schedule needs them.
+pub const LAST_UNIX_TIME: u64 = 253_402_300_799;
 
 /// Loads the keys file. When it does not exist: with `create`, creates it with a fresh key
 /// (instances starting together agree on one); without, an error that says how to make one.
