@@ -195,7 +195,14 @@ impl Actor {
 
     /// Reads the pair if the files changed (or when asked to), and serves it if it is new.
     async fn look(&mut self, why: Why) -> CertOutcome {
-        let seen = (stamp(&self.files.cert), stamp(&self.files.key));
+        // Off the runtime as the read is: `stat` through a hung network mount blocks too.
+        let files = self.files.clone();
+        let Ok(seen) =
+            file_read::off_runtime(move || (stamp(&files.cert), stamp(&files.key))).await
+        else {
+            // No thread to look with: the next event or poll looks again.
+            return CertOutcome::Unchanged;
+        };
         let automatic = matches!(why, Why::Event | Why::Poll);
         if automatic && self.last_seen == Some(seen) {
             return CertOutcome::Unchanged;
