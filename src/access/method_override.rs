@@ -59,22 +59,20 @@ pub fn named_methods(method: &Method, headers: &HeaderMap, query: Option<&str>) 
 /// Whether the body is one frameworks read `_method` from: a form (URL-encoded or multipart)
 /// or JSON.
 fn body_may_override(headers: &HeaderMap) -> bool {
-    headers
+    const TYPES: [&str; 3] = [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/json",
+    ];
+    let Some(value) = headers
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|t| {
-            t == "application/x-www-form-urlencoded"
-                || t == "multipart/form-data"
-                || t == "application/json"
-                || t.ends_with("+json")
-        })
+    else {
+        return false;
+    };
+    let t = value.split(';').next().unwrap_or("").trim().as_bytes();
+    TYPES.iter().any(|x| t.eq_ignore_ascii_case(x.as_bytes()))
+        || t.len() >= 5 && t[t.len() - 5..].eq_ignore_ascii_case(b"+json")
 }
 
 #[cfg(test)]

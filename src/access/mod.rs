@@ -87,20 +87,19 @@ impl Policy {
         let mut lower_scratch = Vec::new();
         let lowercase =
             path::lowercase_spellings(raw_path, self.rules.globs_upper(), &mut lower_scratch);
-        let mut rule = self.rules.rule_for(method, &spellings);
-        for m in std::iter::once(method).chain(named) {
-            let exact = self.rules.rule_for(m, &spellings);
-            let folded = lowercase
-                .as_ref()
-                .map(|l| self.rules.rule_for_lowercase(m, l));
-            let url = url_read.as_ref().map(|u| self.rules.rule_for(m, u));
-            for other in std::iter::once(exact).chain(folded).chain(url) {
-                if other.strictness() > rule.strictness() {
-                    rule = other;
-                }
-            }
-        }
-        rule
+        std::iter::once(method)
+            .chain(named)
+            .flat_map(|m| {
+                let folded = lowercase
+                    .as_ref()
+                    .map(|l| self.rules.rule_for_lowercase(m, l));
+                let url = url_read.as_ref().map(|u| self.rules.rule_for(m, u));
+                std::iter::once(self.rules.rule_for(m, &spellings))
+                    .chain(folded)
+                    .chain(url)
+            })
+            .reduce(Rule::stricter)
+            .unwrap_or_else(|| self.rules.default_rule())
     }
 
     /// The number of rules (the default not counted).

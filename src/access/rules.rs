@@ -134,8 +134,17 @@ impl Rule {
     }
 
     /// Orders rules by how much they ask: the requirement, then a list of allowed addresses.
-    pub fn strictness(&self) -> (Requirement, bool) {
+    fn strictness(&self) -> (Requirement, bool) {
         (self.require, !self.allow_emails.is_empty())
+    }
+
+    /// Of the rules two readings of one request meet, the one that asks more; `a` on a tie.
+    pub fn stricter<'a>(a: &'a Rule, b: &'a Rule) -> &'a Rule {
+        if b.strictness() > a.strictness() {
+            b
+        } else {
+            a
+        }
     }
 }
 
@@ -281,11 +290,7 @@ impl RuleSet {
             return resolved;
         };
         let other = index.first_match(&self.rules, &self.default, bit, written);
-        if other.strictness() > resolved.strictness() {
-            other
-        } else {
-            resolved
-        }
+        Rule::stricter(resolved, other)
     }
 
     /// The first rule whose method and a glob match `segments`, else the default.
