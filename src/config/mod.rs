@@ -20,7 +20,7 @@ pub mod print;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -146,9 +146,78 @@ pub fn log_level_owned_by_env() {
     LEVEL_OWNED_BY_ENV.store(true, Ordering::Relaxed);
 }
 
+/// The log target of the per-request access line.
+pub const ACCESS_LOG_TARGET: &str = "ory_proxy::access";
+
+/// What `RUST_LOG`'s filter says of the access log, fixed at logger set-up:
+/// [`FILTER_UNKNOWN`] until then (or when another logger was installed, as the demo does).
+static ACCESS_LOG_FILTER: AtomicU8 = AtomicU8::new(FILTER_UNKNOWN);
+const FILTER_UNKNOWN: u8 = 0;
+const FILTER_OFF: u8 = 1;
+const FILTER_ON: u8 = 2;
+
+/// Records what the proxy's own logger's filter says of the access log (called once by the
+/// logger set-up, when its logger is the one installed).
+pub fn set_access_log_filter(on: bool) {
+    let v = if on { FILTER_ON } else { FILTER_OFF };
+    ACCESS_LOG_FILTER.store(v, Ordering::Relaxed);
+}
+
+/// Whether an access line would be logged now: what `log::log_enabled!` answers for the access
+/// log's target, without walking the filter's directives on every request (it showed in
+/// profiles): the filter's answer is fixed at start, the level is live.
+pub fn access_log_enabled() -> bool {
+    access_log_decision(
+        log::STATIC_MAX_LEVEL.min(log::max_level()),
+        ACCESS_LOG_FILTER.load(Ordering::Relaxed),
+        || log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info),
+    )
+}
+
+/// [`access_log_enabled`] for a level and a filter state; `ask` is the logger itself.
+fn access_log_decision(level: log::LevelFilter, filter: u8, ask: impl FnOnce() -> bool) -> bool {
+    level >= log::LevelFilter::Info
+        && match filter {
+            FILTER_ON => true,
+            FILTER_OFF => false,
+            _ => ask(),
+        }
+}
+
 /// Applies a configured log level, unless `RUST_LOG` owns it.
 pub fn apply_log_level(level: log::LevelFilter) {
     if !LEVEL_OWNED_BY_ENV.load(Ordering::Relaxed) {
         log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{access_log_decision, FILTER_OFF, FILTER_ON, FILTER_UNKNOWN};
+    use log::LevelFilter;
+
+    #[test]
+    fn the_access_log_follows_the_live_level_and_the_filter_fixed_at_start() {
+        let never = || panic!("the filter is known: the logger is not asked");
+        assert!(access_log_decision(LevelFilter::Info, FILTER_ON, never));
+        assert!(access_log_decision(LevelFilter::Debug, FILTER_ON, never));
+        assert!(!access_log_decision(LevelFilter::Warn, FILTER_ON, never));
+        assert!(!access_log_decision(LevelFilter::Info, FILTER_OFF, never));
+        // Another logger installed (the demo's): it is asked.
+        assert!(access_log_decision(
+            LevelFilter::Info,
+            FILTER_UNKNOWN,
+            || true
+        ));
+        assert!(!access_log_decision(
+            LevelFilter::Info,
+            FILTER_UNKNOWN,
+            || false
+        ));
+        assert!(!access_log_decision(
+            LevelFilter::Off,
+            FILTER_UNKNOWN,
+            || true
+        ));
     }
 }

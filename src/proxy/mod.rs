@@ -96,8 +96,7 @@ impl RequestLive {
     }
 }
 
-/// The log target of the per-request access line.
-pub const ACCESS_LOG_TARGET: &str = "ory_proxy::access";
+pub use crate::config::ACCESS_LOG_TARGET;
 
 /// What the access log reports about a request, left in the request's extensions by the
 /// handler that served it.
@@ -127,7 +126,7 @@ impl AccessTag {
 
     /// Leaves the tag for the access log; nothing (no allocation) when that log is off.
     pub fn record(self, req: &impl actix_web::HttpMessage) {
-        if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+        if crate::config::access_log_enabled() {
             req.extensions_mut().insert(self);
         }
     }

@@ -21,10 +21,11 @@ pub struct Line {
 }
 
 impl Line {
-    /// `None` (nothing taken, nothing allocated) when the access log is off.
-    pub fn start(req: &ServiceRequest) -> Option<Line> {
-        log::log_enabled!(target: TARGET, log::Level::Info).then(|| Line {
-            start: Instant::now(),
+    /// `None` (nothing taken, nothing allocated) when the access log is off. `start`: when the
+    /// request arrived.
+    pub fn start(req: &ServiceRequest, start: Instant) -> Option<Line> {
+        crate::config::access_log_enabled().then(|| Line {
+            start,
             method: req.method().clone(),
             path: req.path().to_string(),
         })

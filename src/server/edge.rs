@@ -50,7 +50,7 @@ pub(super) async fn edge(
             .map_body(|_, b| Tracked::new(EitherBody::right(b), None)));
     }
     let by = answerer(&req);
-    let line = access_log::Line::start(&req);
+    let line = access_log::Line::start(&req, started);
     // The health probes are never refused for load: a liveness probe failing under a burst
     // would have the orchestrator restart a busy proxy, and lose what it was serving.
     let path = req.path();

@@ -12,10 +12,13 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use log::{Level, Log, Metadata, Record};
 
+use super::log_fields::{
+    indent_continuations, json_field, millis, padded, push_u64, text_value, timestamp,
+};
 use super::log_sink::LogSink;
 
 /// How long start-up (before the banner) and shutdown wait for the log lines so far to be
@@ -61,12 +64,19 @@ pub fn init_with_output(debug: bool, out: Box<dyn std::io::Write + Send>) {
     }
     let filter = b.build();
     let max = filter.filter();
+    let access = Metadata::builder()
+        .target(crate::config::ACCESS_LOG_TARGET)
+        .level(Level::Info)
+        .build();
+    let access_on = filter.enabled(&access);
     // Without a thread for the writer, lines go straight to stderr (see `send`).
     if let Ok(sink) = LogSink::start(out, drop_warning) {
         let _ = SINK.set(sink);
     }
     if log::set_boxed_logger(Box::new(Front { filter })).is_ok() {
         log::set_max_level(max);
+        // The filter is fixed from here on: asked once, not on every request.
+        crate::config::set_access_log_filter(access_on);
     }
     // Without RUST_LOG the filter is wide open and the level comes from here (and later from
     // proxy.toml).
@@ -143,20 +153,34 @@ pub struct Access<'a> {
 pub fn access(target: &str, a: &Access<'_>) {
     with_line(|line, scratch| {
         match LogFormat::current() {
+            // push_str rather than write!: the formatting machinery costs as much as the rest
+            // of the line.
             LogFormat::Text => {
                 text_header(line, Level::Info, target);
-                let _ = write!(line, "{} {} {} ", a.method, a.path, a.status);
+                line.push_str(a.method);
+                line.push(' ');
+                line.push_str(a.path);
+                line.push(' ');
+                push_u64(line, a.status.into());
+                line.push(' ');
                 millis(line, a.duration);
-                let _ = write!(line, "ms upstream={} auth={} rule=", a.upstream, a.auth);
+                line.push_str("ms upstream=");
+                line.push_str(a.upstream);
+                line.push_str(" auth=");
+                line.push_str(a.auth);
+                line.push_str(" rule=");
                 text_value(line, a.rule);
-                let _ = write!(line, " decision={}", a.decision);
+                line.push_str(" decision=");
+                line.push_str(a.decision);
             }
             LogFormat::Json => {
                 let _ = write!(scratch, "{} {} {}", a.method, a.path, a.status);
                 json_header(line, Level::Info, target, scratch);
                 json_field(line, "method", a.method);
                 json_field(line, "path", a.path);
-                let _ = write!(line, ",\"status\":{},\"duration_ms\":", a.status);
+                line.push_str(",\"status\":");
+                push_u64(line, a.status.into());
+                line.push_str(",\"duration_ms\":");
                 millis(line, a.duration);
                 json_field(line, "upstream", a.upstream);
                 json_field(line, "auth", a.auth);
@@ -167,23 +191,6 @@ pub fn access(target: &str, a: &Access<'_>) {
         }
         line.push('\n');
     });
-}
-
-/// A `key=value` value as written, or quoted when it has a space, a quote or an `=` (a rule
-/// name such as `rule 2`), so the line still splits into its fields.
-fn text_value(line: &mut String, v: &str) {
-    if v.is_empty() || v.contains([' ', '"', '=', '\\']) {
-        json_string(line, v);
-    } else {
-        line.push_str(v);
-    }
-}
-
-/// `12.345`: milliseconds with three decimals, in integer arithmetic (float formatting with
-/// a precision costs about a tenth of the whole line).
-fn millis(line: &mut String, d: Duration) {
-    let micros = d.as_micros();
-    let _ = write!(line, "{}.{:03}", micros / 1000, micros % 1000);
 }
 
 /// Formats one record with its message written by `msg`, and hands it to the sink.
@@ -248,37 +255,6 @@ fn send(line: &[u8]) {
     }
 }
 
-/// Appends the current time as `2026-01-02T03:04:05.678Z` (RFC 3339, UTC, milliseconds, as
-/// env_logger writes it). The part up to the second is formatted once per second per thread.
-fn timestamp(line: &mut String) {
-    thread_local! {
-        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    let now = SystemTime::now();
-    let since = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (secs, ms) = (since.as_secs(), since.subsec_millis());
-    let cached = SECOND.try_with(|c| {
-        let Ok(mut c) = c.try_borrow_mut() else {
-            return false;
-        };
-        if c.0 != secs {
-            let whole = humantime::format_rfc3339_seconds(now).to_string();
-            // `…:05Z` → `…:05.`
-            c.1 = whole.trim_end_matches('Z').to_string() + ".";
-            c.0 = secs;
-        }
-        line.push_str(&c.1);
-        true
-    });
-    if cached.unwrap_or(false) {
-        let _ = write!(line, "{ms:03}Z");
-    } else {
-        let _ = write!(line, "{}", humantime::format_rfc3339_millis(now));
-    }
-}
-
 /// `[2026-01-02T03:04:05.678Z INFO  target] `, as env_logger's default format writes it.
 fn text_header(line: &mut String, level: Level, target: &str) {
     if COLOR.load(Relaxed) {
@@ -298,17 +274,11 @@ fn text_header(line: &mut String, level: Level, target: &str) {
     } else {
         line.push('[');
         timestamp(line);
-        let _ = write!(line, " {level:<5} {target}] ");
-    }
-}
-
-/// Indents the message's later lines by four spaces, as env_logger does, so that a
-/// multi-line message stays visibly one record.
-fn indent_continuations(line: &mut String, start: usize) {
-    if line[start..].contains('\n') {
-        let indented = line[start..].replace('\n', "\n    ");
-        line.truncate(start);
-        line.push_str(&indented);
+        line.push(' ');
+        line.push_str(padded(level));
+        line.push(' ');
+        line.push_str(target);
+        line.push_str("] ");
     }
 }
 
@@ -319,32 +289,6 @@ fn json_header(line: &mut String, level: Level, target: &str, msg: &str) {
     let _ = write!(line, "\",\"level\":\"{level}\"");
     json_field(line, "target", target);
     json_field(line, "msg", msg);
-}
-
-/// `,"key":"value"` with the value escaped.
-fn json_field(line: &mut String, key: &str, value: &str) {
-    line.push_str(",\"");
-    line.push_str(key);
-    line.push_str("\":");
-    json_string(line, value);
-}
-
-fn json_string(line: &mut String, s: &str) {
-    line.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(line, "\\u{:04x}", c as u32);
-            }
-            c => line.push(c),
-        }
-    }
-    line.push('"');
 }
 
 /// One JSON record (with its newline) with string `fields` after the usual ones.
@@ -384,15 +328,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_strings_escape_what_json_requires() {
-        let mut s = String::new();
-        json_string(&mut s, "a\"b\\c\nd\u{1}é\u{7f}");
-        assert_eq!(s, r#""a\"b\\c\nd\u0001é\u007f""#);
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(v, "a\"b\\c\nd\u{1}é\u{7f}");
-    }
-
-    #[test]
     fn a_json_header_parses_with_its_fields() {
         let mut s = String::new();
         json_header(
@@ -409,47 +344,5 @@ mod tests {
         assert_eq!(v["msg"], "multi\nline \"quoted\"");
         assert_eq!(v["path"], "/a\"b");
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_millis_and_match_humantime() {
-        let before = SystemTime::now();
-        let mut s = String::new();
-        timestamp(&mut s);
-        timestamp(&mut s);
-        let (a, b) = s.split_at(s.len() / 2);
-        for t in [a, b] {
-            assert_eq!(t.len(), "2026-01-02T03:04:05.678Z".len(), "{t}");
-            let parsed = humantime::parse_rfc3339(t).unwrap();
-            let lag = parsed.duration_since(before - Duration::from_millis(1));
-            assert!(lag.is_ok_and(|d| d < Duration::from_secs(5)), "{t}");
-        }
-    }
-
-    #[test]
-    fn text_values_are_quoted_only_when_they_would_split() {
-        let mut s = String::new();
-        for v in ["admin", "rule 2", "a\"b", "x=y", ""] {
-            text_value(&mut s, v);
-            s.push('|');
-        }
-        assert_eq!(s, r#"admin|"rule 2"|"a\"b"|"x=y"|""|"#);
-    }
-
-    #[test]
-    fn durations_have_three_decimals() {
-        let mut s = String::new();
-        millis(&mut s, Duration::from_micros(12_345));
-        s.push(' ');
-        millis(&mut s, Duration::from_micros(7));
-        assert_eq!(s, "12.345 0.007");
-    }
-
-    #[test]
-    fn text_continuation_lines_are_indented() {
-        let mut s = String::from("[h] ");
-        s.push_str("one\ntwo");
-        indent_continuations(&mut s, 4);
-        assert_eq!(s, "[h] one\n    two");
     }
 }

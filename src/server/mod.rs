@@ -8,6 +8,7 @@ mod check_config;
 mod edge;
 pub mod limits;
 pub mod local_routes;
+mod log_fields;
 pub mod log_sink;
 pub mod logging;
 pub mod signals;
