@@ -7,122 +7,60 @@ app and one Ory emulator; each round runs wrk (c=64, DURATION s) against A and B
 in alternating order, for an anonymous request and a session cache hit. The figure is the
 median over the rounds of B/A within a round: drift of a shared machine between rounds
 cancels, which the medians of bench/run.sh's interleaved scenarios cannot do for a few
-percent.
+percent. The servers, wrk and the rules come from bench/run.py.
 
     bench/paired.sh                          # RULES=20, 10 rounds of 4 s
     ROUNDS=20 DURATION=4 bench/paired.sh
     BASELINE_BIN=/tmp/old/ory-proxy bench/paired.sh
 """
-import os, re, statistics, subprocess, sys, tempfile, time, socket
+import os, shutil, statistics, subprocess, sys, tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REL = os.path.join(ROOT, "target", "release")
+import run as bench
+
 ROUNDS = int(os.environ.get("ROUNDS", "10"))
-DURATION = int(os.environ.get("DURATION", "4"))
+bench.DURATION = int(os.environ.get("DURATION", "4"))
 RULES = int(os.environ.get("RULES", "20"))
 BASELINE = os.environ.get("BASELINE_BIN")
-SERVER_CPU = os.environ.get("SERVER_CPU", "0")
-LOAD_CPU = os.environ.get("LOAD_CPU", "1")
-CLK = os.sysconf("SC_CLK_TCK")
-OUT = os.path.join(ROOT, "target", "bench")
-APP, A_PORT, B_PORT = 3100, 3300, 3304
-procs = []
+A_PORT, B_PORT = 3300, 3304
 
 
-def spawn(args, **kw):
-    p = subprocess.Popen(["taskset", "-c", SERVER_CPU] + args, **kw)
-    procs.append(p)
-    return p
-
-
-def wait_port(port, proc):
-    end = time.time() + 10
-    while time.time() < end:
-        if proc.poll() is not None:
-            sys.exit(f"the server for port {port} exited (port already in use?)")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f"nothing listens on {port}")
-
-
-def rules_config(tmp, n):
-    """`n` rules that the benchmark's path does not meet (as bench/run.py's RULES)."""
-    path = os.path.join(tmp, f"rules-{n}.toml")
-    with open(path, "w") as f:
-        f.write('[access]\ndefault = "optional"\n')
-        for i in range(n):
-            f.write(f'\n[[access.rules]]\nname = "area{i}"\n'
-                    f'paths = ["/area{i}", "/area{i}/*/edit", "/area{i}/**"]\n'
-                    f'methods = []\nrequire = "session"\n')
-    os.chmod(path, 0o600)
-    return path
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def wrk(port, pid, header):
-    """req/s and the server's CPU µs per request of one run."""
-    t0 = cpu_ticks(pid)
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c64", f"-d{DURATION}s"]
-    if header:
-        cmd += ["-H", header]
-    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True,
-                         check=True).stdout
-    n = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if bad:
-        sys.exit(f"port {port}: {bad.group(1)} failed responses")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return rps, (cpu_ticks(pid) - t0) / CLK * 1e6 / max(n, 1)
+def measure(port, pid, headers):
+    """req/s and the server's CPU µs per request of one wrk run."""
+    t0 = bench.cpu_ticks([pid])
+    r = bench.wrk(f"http://127.0.0.1:{port}/", bench.CONC, headers)
+    if r["non2xx"] or r["sockerr"]:
+        sys.exit(f"port {port}: {r['non2xx']} failed responses, socket errors: {r['sockerr']}")
+    cpu = (bench.cpu_ticks([pid]) - t0) / bench.CLK * 1e6 / max(r["requests"], 1)
+    return r["rps"], cpu
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="ory-proxy-paired-")
-    app = spawn([os.path.join(REL, "examples", "bench_app"), f"127.0.0.1:{APP}"],
-                stderr=subprocess.DEVNULL)
-    wait_port(APP, app)
-    ory = spawn([os.path.join(REL, "examples", "bench_ory"), "0", os.path.join(tmp, "whoami")],
-                stdout=subprocess.PIPE, text=True)
-    ory_url = ory.stdout.readline().strip().split("=", 1)[1]
-    cookie = ory.stdout.readline().strip().split("=", 1)[1]
-    env = dict(os.environ)
-    env.pop("RUST_LOG", None)
-
-    def proxy(port, binary, extra):
-        log = open(os.path.join(tmp, f"proxy-{port}.log"), "w")
-        p = spawn([binary, "--sdk-url", ory_url, "--port", str(port)] + extra
-                  + [f"http://127.0.0.1:{APP}"], env=env, stderr=log, stdout=subprocess.DEVNULL)
-        wait_port(port, p)
-        return p
-
-    ours = os.path.join(REL, "ory-proxy")
-    a = proxy(A_PORT, ours, [])
+    bench.TMPDIRS.append(tmp)
+    app = bench.spawn([os.path.join(bench.REL, "examples", "bench_app"), "127.0.0.1:3100"],
+                      stderr=subprocess.DEVNULL)
+    bench.wait_port(3100, proc=app)
+    ory_url, cookie = bench.start_ory(0, os.path.join(tmp, "whoami"))
+    a = bench.start_proxy(A_PORT, ory_url, tmp)
     if BASELINE:
-        b, b_name = proxy(B_PORT, BASELINE, []), f"BASELINE_BIN ({BASELINE})"
+        b, b_name = bench.start_proxy(B_PORT, ory_url, tmp, binary=BASELINE), f"BASELINE_BIN ({BASELINE})"
     else:
-        b = proxy(B_PORT, ours, ["--config", rules_config(tmp, RULES)])
+        b = bench.start_proxy(B_PORT, ory_url, tmp, config=bench.rules_config(tmp, RULES))
         b_name = f"{RULES} access rules"
-    kinds = [("anonymous", None), ("session (cache hit)", f"Cookie: {cookie}")]
+    kinds = [("anonymous", ()), ("session (cache hit)", (f"Cookie: {cookie}",))]
     pairs = {k: [] for k, _ in kinds}
     for r in range(ROUNDS):
-        for kind, header in kinds:
+        for kind, headers in kinds:
             order = [(A_PORT, a), (B_PORT, b)]
             if r % 2:
                 order.reverse()
-            got = {port: wrk(port, p.pid, header) for port, p in order}
+            got = {port: measure(port, p.pid, headers) for port, p in order}
             (ra, ca), (rb, cb) = got[A_PORT], got[B_PORT]
             pairs[kind].append((ra, rb, ca, cb))
             print(f"round {r} {kind}: A {ra:.0f} req/s {ca:.1f} us/req, B {rb:.0f} req/s "
                   f"{cb:.1f} us/req, B/A {rb / ra:.3f}", flush=True)
-    lines = [f"B: {b_name}; A: this build as shipped. {ROUNDS} rounds of {DURATION} s, c=64, "
-             "A and B back to back in alternating order; medians.", "",
+    lines = [f"B: {b_name}; A: this build as shipped. {ROUNDS} rounds of {bench.DURATION} s, "
+             f"c={bench.CONC}, A and B back to back in alternating order; medians.", "",
              "| scenario | A req/s | B req/s | B/A req/s (median of pairs, min–max) "
              "| B/A CPU µs/req |", "|---|---|---|---|---|"]
     for kind, rows in pairs.items():
@@ -133,8 +71,7 @@ def main():
                      f"| {statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f}) "
                      f"| {statistics.median(cpu):.3f} |")
     text = "\n".join(lines) + "\n"
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "paired.md"), "w") as f:
+    with open(os.path.join(bench.OUT, "paired.md"), "w") as f:
         f.write(text)
     print("\n" + text)
 
@@ -143,10 +80,12 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in procs:
+        for p in bench.procs:
             p.terminate()
-        for p in procs:
+        for p in bench.procs:
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        for d in bench.TMPDIRS:
+            shutil.rmtree(d, ignore_errors=True)
