@@ -24,7 +24,7 @@ pub(super) fn millis(line: &mut String, d: Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     push_u64(line, micros / 1000);
     line.push('.');
-    push_digits(line, micros % 1000, 3);
+    push_three_digits(line, micros);
 }
 
 /// `n` in decimal.
@@ -44,12 +44,10 @@ pub(super) fn push_u64(line: &mut String, mut n: u64) {
     }
 }
 
-/// The last `width` decimal digits of `n`, with leading zeros.
-pub(super) fn push_digits(line: &mut String, n: u64, width: u32) {
-    let mut div = 10u64.pow(width.saturating_sub(1).min(19));
-    for _ in 0..width.min(20) {
-        line.push(char::from(b'0' + ((n / div) % 10) as u8));
-        div = (div / 10).max(1);
+/// `n % 1000` as three digits, with leading zeros (`{:03}`).
+fn push_three_digits(line: &mut String, n: u64) {
+    for d in [n / 100 % 10, n / 10 % 10, n % 10] {
+        line.push(char::from(b'0' + d as u8));
     }
 }
 
@@ -78,7 +76,7 @@ pub(super) fn timestamp(line: &mut String) {
         true
     });
     if cached.unwrap_or(false) {
-        push_digits(line, ms.into(), 3);
+        push_three_digits(line, ms.into());
         line.push('Z');
     } else {
         let _ = write!(line, "{}", humantime::format_rfc3339_millis(now));
