@@ -26,6 +26,8 @@ pub mod proxy;
 pub mod server;
 pub mod sessions;
 pub mod strict_modes;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod version;
 pub mod watcher;

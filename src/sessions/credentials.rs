@@ -92,7 +92,7 @@ pub fn touches_session_cookie(set_cookie: &str, session: &SessionLive) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderName;
+    use crate::test_support::headers;
 
     fn session() -> SessionLive {
         SessionLive {
@@ -100,17 +100,6 @@ mod tests {
             cache_ttl: std::time::Duration::from_secs(10),
             cache_max_entries: 10,
         }
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
     }
 
     #[test]
