@@ -8,8 +8,8 @@
 # For each scenario the server runs under `valgrind --tool=callgrind` with counting off; after
 # a warm-up, counting is switched on for a fixed wrk run (16 connections) and off again, and
 # the instructions of every thread of the server process are divided by the requests wrk
-# completed. The same build, inputs and environment give the same figure within a few tenths
-# of a percent whatever else the machine is doing, so it answers "did this change cost
+# completed. The same build, inputs and environment give the same figure within about 1%
+# whatever else the machine is doing, so it answers "did this change cost
 # anything" where the req/s of bench/run.sh cannot (its rounds move by ±10% on a shared
 # machine). It counts instructions, not time: a memset is counted per byte (`rep stosb`),
 # SHA-256 runs its portable code (valgrind hides SHA-NI), and cache misses, system calls and
@@ -53,15 +53,8 @@ ORY=$(sed -n 's/^[^=]*=//p' "$TMP/ory" | sed -n 1p)
 COOKIE=$(sed -n 's/^[^=]*=//p' "$TMP/ory" | sed -n 2p)
 [ -n "$COOKIE" ] || { echo "the Ory emulator did not start" >&2; exit 1; }
 
-# 20 access rules none of which the benchmark's path meets (as bench/run.py's RULES=20).
-RULES="$TMP/rules.toml"
-{
-    printf '[access]\ndefault = "optional"\n'
-    for i in $(seq 0 19); do
-        printf '\n[[access.rules]]\nname = "area%s"\npaths = ["/area%s", "/area%s/*/edit", "/area%s/**"]\nmethods = []\nrequire = "session"\n' "$i" "$i" "$i" "$i"
-    done
-} > "$RULES"
-chmod 600 "$RULES"
+# 20 access rules none of which the benchmark's path meets: bench/run.py's RULES=20.
+RULES=$(cd bench && python3 -c 'import sys, run; print(run.rules_config(sys.argv[1], 20))' "$TMP")
 
 # measure NAME CREDENTIAL(anon|session) RUST_LOG(-: the default) SERVER...
 measure() {
