@@ -153,11 +153,19 @@ async fn a_stderr_nobody_reads_stalls_neither_requests_nor_shutdown() {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+    let signalled = Instant::now();
     let exited = wait_deadline(&mut child, Duration::from_secs(15));
     if exited.is_none() {
         let _ = child.kill();
     }
     assert!(exited.is_some(), "no exit within 15 s of SIGTERM");
+    // The way out flushes more than once (the last words, then every way out's own flush);
+    // a stuck output holds it up for one 2-second limit in all, not for one each (4 s).
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "SIGTERM to exit took {took:?} with stderr stuck: more than one flush limit"
+    );
 }
 
 fn json_lines(proxy: &Proxy) -> Vec<serde_json::Value> {

@@ -14,7 +14,7 @@ pub(super) fn run(loader: &Loader, explain_request: Option<&str>) -> ExitCode {
     let asked = match explain_request.map(Asked::parse).transpose() {
         Ok(a) => a,
         Err(e) => {
-            logging::flush(logging::FLUSH_LIMIT);
+            logging::flush_before_exit();
             eprintln!("ory-proxy: --explain {e}");
             return ExitCode::from(2);
         }
@@ -28,7 +28,7 @@ pub(super) fn run(loader: &Loader, explain_request: Option<&str>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            logging::flush(logging::FLUSH_LIMIT);
+            logging::flush_before_exit();
             eprintln!("ory-proxy: invalid configuration: {e}");
             ExitCode::from(1)
         }

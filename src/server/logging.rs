@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{Level, Log, Metadata, Record};
 
@@ -102,13 +102,28 @@ pub fn print(text: &str, limit: Duration) {
     flush(limit);
 }
 
+/// Writes every line logged so far, on the way out. The first call starts one
+/// [`FLUSH_LIMIT`] that every later call shares: the last words, an error's line and
+/// [`FlushOnExit`] each flush, and a stuck output must hold the exit up once, not once each.
+pub fn flush_before_exit() {
+    static DEADLINE: OnceLock<Instant> = OnceLock::new();
+    let deadline = *DEADLINE.get_or_init(|| Instant::now() + FLUSH_LIMIT);
+    flush(deadline.saturating_duration_since(Instant::now()));
+}
+
+/// [`print`] on the way out, within [`flush_before_exit`]'s shared limit.
+pub fn print_before_exit(text: &str) {
+    send(text.as_bytes());
+    flush_before_exit();
+}
+
 /// Flushes the log when dropped: held for the life of `main_with`, so that every way out
 /// writes the last lines.
 pub struct FlushOnExit;
 
 impl Drop for FlushOnExit {
     fn drop(&mut self) {
-        flush(FLUSH_LIMIT);
+        flush_before_exit();
     }
 }
 

@@ -449,13 +449,13 @@ pub fn main_with(cli: Cli) -> ExitCode {
             open_browser(&proxy.settings.fixed.publish_origin);
         }
         proxy.run().await?;
-        logging::print("ory-proxy: stopped\n", logging::FLUSH_LIMIT);
+        logging::print_before_exit("ory-proxy: stopped\n");
         Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            logging::flush(logging::FLUSH_LIMIT);
+            logging::flush_before_exit();
             eprintln!("ory-proxy: {e}");
             ExitCode::from(e.exit_code())
         }

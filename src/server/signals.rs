@@ -101,6 +101,6 @@ pub fn ignore_unowned(_: bool, _: bool) {}
 #[cfg(unix)]
 fn stop_now(code: i32) -> ! {
     log::warn!("second signal: stopping now, requests in flight are cut");
-    logging::flush(logging::FLUSH_LIMIT);
+    logging::flush_before_exit();
     std::process::exit(code);
 }
