@@ -460,13 +460,17 @@ def main():
     lines.append(f"rounds {ROUNDS}, {DURATION} s per run, c={CONC} (/big c={BIG_CONC}), wrk -t1 on cpu {LOAD_CPU}, servers on cpu {SERVER_CPU}")
 
     def ratio(a, b, key="rps"):
+        """(ratio of the medians, median of the rounds' ratios). The second pairs each run
+        with its partner of the same round, minutes apart at most, so the machine's drift
+        between rounds cancels."""
         if a not in results or b not in results:
             return None
-        return med(a, key) / med(b, key)
+        rounds = [x[key] / y[key] for x, y in zip(results[a], results[b]) if x[key] and y[key]]
+        return med(a, key) / med(b, key), statistics.median(rounds) if rounds else None
 
     lines.append("")
-    lines.append("| target | measured | goal |")
-    lines.append("|---|---|---|")
+    lines.append("| target | ratio of medians | median of round ratios | goal |")
+    lines.append("|---|---|---|---|")
     targets = [
         ("access log on vs RUST_LOG=warn, req/s", ratio("ory-proxy anonymous", "ory-proxy anonymous, RUST_LOG=warn"), ">= 0.95"),
         ("session (cache hit, Ory 2 ms) vs nginx auth_request cached, req/s",
@@ -490,8 +494,12 @@ def main():
              ratio("ory-proxy session (cache hit)", "BASELINE_BIN session (cache hit)"), "(before/after)"),
             ("/big req/s vs BASELINE_BIN", ratio("ory-proxy /big", "BASELINE_BIN /big"), "(before/after)"),
         ]
+    def show(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
     for what, got, goal in targets:
-        lines.append(f"| {what} | {'n/a' if got is None else f'{got:.2f}'} | {goal} |")
+        of_medians, of_rounds = got if got is not None else (None, None)
+        lines.append(f"| {what} | {show(of_medians)} | {show(of_rounds)} | {goal} |")
 
     def lmed(name, key):
         return statistics.median(r[key] for r in lat[name])
