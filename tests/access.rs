@@ -103,8 +103,11 @@ async fn whoami(calls: web::Data<AtomicUsize>, req: HttpRequest) -> HttpResponse
     v["expires_at"] = "2999-01-01T00:00:00Z".into();
     v["authenticator_assurance_level"] = aal.into();
     v["identity"]["id"] = format!("id-{value}").into();
-    v["identity"]["traits"]["email"] = email.into();
-    v["identity"]["verifiable_addresses"] = serde_json::json!([]);
+    v["identity"]["traits"]["email"] = email.clone().into();
+    // The address verified, as Kratos reports it once the user has confirmed it:
+    // `allow_emails` reads verified addresses only.
+    v["identity"]["verifiable_addresses"] =
+        serde_json::json!([{"value": email, "verified": true, "via": "email"}]);
     HttpResponse::Ok()
         .content_type("application/json")
         .body(v.to_string())

@@ -982,10 +982,11 @@ async fn return_to_keeps_the_path_and_query_as_sent() {
     assert_no_failures("return_to", failures, &s.proxy);
 }
 
-/// The allow list matches `traits.email` or a verified address, as a whole-string glob; the
+/// The allow list matches verified addresses only, as a whole-string glob: `traits.email` is
+/// what the user typed at sign-up, so an unverified claim to an allowed address is refused. The
 /// 403 page does not echo what it refused unescaped.
 #[actix_web::test]
-async fn allow_emails_match_the_email_or_a_verified_address() {
+async fn allow_emails_match_verified_addresses_only() {
     let s = stack(RULES);
     let mut verified = Who::new("aal1", "bob@other.test");
     verified.addresses = vec![
@@ -996,6 +997,10 @@ async fn allow_emails_match_the_email_or_a_verified_address() {
     unverified.addresses = vec![("carol@example.org".into(), false)];
     s.ory.add("bob", verified);
     s.ory.add("carol", unverified);
+    // Signed up as someone on the allowed domain, never confirmed it.
+    let mut claimed = Who::new("aal1", "dave@example.org");
+    claimed.addresses = vec![("dave@example.org".into(), false)];
+    s.ory.add("dave", claimed);
     s.ory
         .add("suffix", Who::new("aal1", "eve@example.org.evil.test"));
     s.ory.add(
@@ -1006,6 +1011,7 @@ async fn allow_emails_match_the_email_or_a_verified_address() {
     for (token, want) in [
         ("bob", Want::App(Some("aal1"))),
         ("carol", Want::Json(403, None)),
+        ("dave", Want::Json(403, None)),
         ("suffix", Want::Json(403, None)),
         ("html", Want::Json(403, None)),
     ] {

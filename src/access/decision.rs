@@ -52,18 +52,16 @@ impl Requirement {
 pub struct SessionFacts {
     /// `authenticator_assurance_level` is `aal2` (or higher).
     pub aal2: bool,
-    /// `identity.traits.email` and the verified addresses, lowercase.
+    /// The identity's verified email addresses, lowercase. Not `identity.traits.email`: that
+    /// is whatever the user typed at sign-up, and a self-service sign-up could claim anyone's
+    /// address in it.
     pub emails: Box<[Box<str>]>,
 }
 
 impl SessionFacts {
-    pub fn new<'e>(
-        aal: Option<&str>,
-        trait_email: Option<&'e str>,
-        verified: impl IntoIterator<Item = &'e str>,
-    ) -> SessionFacts {
+    pub fn new<'e>(aal: Option<&str>, verified: impl IntoIterator<Item = &'e str>) -> SessionFacts {
         let mut emails: Vec<Box<str>> = Vec::new();
-        for e in trait_email.into_iter().chain(verified) {
+        for e in verified {
             let e: Box<str> = e.trim().to_lowercase().into();
             if !e.is_empty() && !emails.contains(&e) {
                 emails.push(e);
@@ -204,7 +202,7 @@ mod tests {
     use Requirement as R;
 
     fn facts(aal: &str, email: &str) -> SessionFacts {
-        SessionFacts::new(Some(aal), Some(email), [])
+        SessionFacts::new(Some(aal), [email])
     }
 
     #[test]
@@ -271,13 +269,7 @@ mod tests {
             decide(R::Aal2, &only, SessionState::Active(&insider), true),
             Allow
         );
-        // A verified address counts as well as the trait.
-        let verified = SessionFacts::new(Some("aal1"), None, ["ada@example.org"]);
-        assert_eq!(
-            decide(R::Session, &only, SessionState::Active(&verified), false),
-            Allow
-        );
-        let none = SessionFacts::new(Some("aal1"), None, []);
+        let none = SessionFacts::new(Some("aal1"), []);
         assert_eq!(
             decide(R::Session, &only, SessionState::Active(&none), false),
             EmailNotAllowed
@@ -286,9 +278,9 @@ mod tests {
 
     #[test]
     fn assurance_levels_and_names() {
-        assert!(!SessionFacts::new(Some("aal1"), None, []).aal2);
-        assert!(!SessionFacts::new(None, None, []).aal2);
-        assert!(SessionFacts::new(Some("aal3"), None, []).aal2);
+        assert!(!SessionFacts::new(Some("aal1"), []).aal2);
+        assert!(!SessionFacts::new(None, []).aal2);
+        assert!(SessionFacts::new(Some("aal3"), []).aal2);
         assert_eq!(Requirement::parse(" aal2 ").unwrap(), R::Aal2);
         assert!(Requirement::parse("admin").unwrap_err().contains("public"));
         assert!(R::Session.needs_session() && R::Aal2.needs_session());

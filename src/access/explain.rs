@@ -72,8 +72,8 @@ pub fn explain(policy: &Policy, asked: &Asked) -> String {
             "  (a CORS preflight, OPTIONS with Access-Control-Request-Method, is answered by the proxy: no rule applies)"
         );
     }
-    let aal1 = SessionFacts::new(Some("aal1"), None, []);
-    let aal2 = SessionFacts::new(Some("aal2"), None, []);
+    let aal1 = SessionFacts::new(Some("aal1"), []);
+    let aal2 = SessionFacts::new(Some("aal2"), []);
     let rows: [(&str, SessionState<'_>); 4] = [
         ("signed out", SessionState::Missing),
         ("aal1 session", SessionState::Active(&aal1)),
@@ -98,7 +98,7 @@ pub fn explain(policy: &Policy, asked: &Asked) -> String {
     if !rule.allow_emails.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<16} 403 ({}) unless identity.traits.email or a verified address matches",
+            "  {:<16} 403 ({}) unless a verified address matches",
             "other address",
             Outcome::EmailNotAllowed.error_id().unwrap_or_default()
         );

@@ -118,22 +118,16 @@ struct View {
 #[derive(Deserialize)]
 struct IdentityView {
     id: String,
-    /// Traits follow the identity schema: `email` may be anything, or missing.
-    #[serde(default)]
-    traits: Option<serde_json::Value>,
+    /// Any shape: a list of addresses as Kratos sends them, or anything else (no address).
     #[serde(default)]
     verifiable_addresses: Option<serde_json::Value>,
 }
 
 impl IdentityView {
-    /// The facts the access rules read: `traits.email` if it is a string, and the values of
-    /// the addresses marked `verified` (by email: `allow_emails` globs are over addresses).
+    /// The facts the access rules read: the values of the addresses marked `verified` (by
+    /// email: `allow_emails` globs are over addresses). `traits.email` is not one of them: it
+    /// is what the user typed, verified or not.
     fn facts(&self, aal: Option<&serde_json::Value>) -> SessionFacts {
-        let email = self
-            .traits
-            .as_ref()
-            .and_then(|t| t.get("email"))
-            .and_then(serde_json::Value::as_str);
         let verified = self
             .verifiable_addresses
             .as_ref()
@@ -143,7 +137,7 @@ impl IdentityView {
             .filter(|a| a.get("verified").and_then(serde_json::Value::as_bool) == Some(true))
             .filter(|a| a.get("via").and_then(serde_json::Value::as_str) != Some("sms"))
             .filter_map(|a| a.get("value").and_then(serde_json::Value::as_str));
-        SessionFacts::new(aal.and_then(serde_json::Value::as_str), email, verified)
+        SessionFacts::new(aal.and_then(serde_json::Value::as_str), verified)
     }
 }
 
@@ -291,7 +285,7 @@ mod tests {
         assert_eq!(s.raw.get().as_bytes(), &body[..]);
         assert_eq!(
             *s.facts,
-            SessionFacts::new(Some("aal1"), Some("foo@example.org"), [])
+            SessionFacts::new(Some("aal1"), ["foo@example.org"])
         );
     }
 
@@ -303,7 +297,7 @@ mod tests {
         };
         let f = facts(
             r#"{"active":true,"authenticator_assurance_level":"aal2","identity":{"id":"x",
-            "traits":{"email":"Ada@Example.org"},
+            "traits":{"email":"boss@example.org"},
             "verifiable_addresses":[
               {"value":"ada@work.example","verified":true,"via":"email"},
               {"value":"eve@unverified.example","verified":false,"via":"email"},
@@ -312,10 +306,8 @@ mod tests {
         assert!(f.aal2);
         assert_eq!(
             &*f.emails,
-            [
-                Box::<str>::from("ada@example.org"),
-                Box::from("ada@work.example")
-            ]
+            [Box::<str>::from("ada@work.example")],
+            "the verified address only: not traits.email, the unverified one or the phone"
         );
         // Odd shapes are no facts, not a broken session.
         let f = facts(
