@@ -6,7 +6,8 @@ or BASELINE_BIN's binary when that is set. Both run side by side on the server c
 app and one Ory emulator; each round runs wrk (c=64, DURATION s) against A and B back to back,
 in alternating order, for an anonymous request and a session cache hit. The figure is the
 median over the rounds of B/A within a round: drift of a shared machine between rounds
-cancels, which the medians of bench/run.sh's interleaved scenarios cannot do for a few
+cancels. bench/run.sh's round ratios do that too, but its pairs can be several runs apart and
+always run in the same order; here they run back to back, alternating, which resolves a few
 percent. The servers, wrk and the rules come from bench/run.py.
 
     bench/paired.sh                          # RULES=20, 10 rounds of 4 s

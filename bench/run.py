@@ -465,8 +465,10 @@ def main():
         between rounds cancels."""
         if a not in results or b not in results:
             return None
+        ma, mb = med(a, key), med(b, key)
         rounds = [x[key] / y[key] for x, y in zip(results[a], results[b]) if x[key] and y[key]]
-        return med(a, key) / med(b, key), statistics.median(rounds) if rounds else None
+        return (ma / mb if ma is not None and mb else None,
+                statistics.median(rounds) if rounds else None)
 
     lines.append("")
     lines.append("| target | ratio of medians | median of round ratios | goal |")

@@ -150,6 +150,8 @@ async fn a_stderr_nobody_reads_stalls_neither_requests_nor_shutdown() {
             }
         }
     }
+    // No idle keep-alive connection of ours for the graceful stop to wait on.
+    drop(c);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -160,10 +162,11 @@ async fn a_stderr_nobody_reads_stalls_neither_requests_nor_shutdown() {
     }
     assert!(exited.is_some(), "no exit within 15 s of SIGTERM");
     // The way out flushes more than once (the last words, then every way out's own flush);
-    // a stuck output holds it up for one 2-second limit in all, not for one each (4 s).
+    // a stuck output holds it up for one 2-second limit in all, not for one each (4 s at
+    // least, which the bound stays under with room for a loaded machine).
     let took = signalled.elapsed();
     assert!(
-        took < Duration::from_millis(3500),
+        took < Duration::from_millis(3900),
         "SIGTERM to exit took {took:?} with stderr stuck: more than one flush limit"
     );
 }

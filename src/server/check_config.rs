@@ -14,8 +14,7 @@ pub(super) fn run(loader: &Loader, explain_request: Option<&str>) -> ExitCode {
     let asked = match explain_request.map(Asked::parse).transpose() {
         Ok(a) => a,
         Err(e) => {
-            logging::flush_before_exit();
-            eprintln!("ory-proxy: --explain {e}");
+            logging::print_before_exit(&format!("ory-proxy: --explain {e}\n"));
             return ExitCode::from(2);
         }
     };
@@ -28,8 +27,7 @@ pub(super) fn run(loader: &Loader, explain_request: Option<&str>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            logging::flush_before_exit();
-            eprintln!("ory-proxy: invalid configuration: {e}");
+            logging::print_before_exit(&format!("ory-proxy: invalid configuration: {e}\n"));
             ExitCode::from(1)
         }
     }

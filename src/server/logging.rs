@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{Level, Log, Metadata, Record};
 
@@ -88,11 +88,9 @@ pub fn init_with_output(debug: bool, out: Box<dyn std::io::Write + Send>) {
 }
 
 /// Writes every line logged so far, waiting at most `limit`; for start-up (before the banner)
-/// and shutdown.
-pub fn flush(limit: Duration) {
-    if let Some(sink) = SINK.get() {
-        sink.flush(limit);
-    }
+/// and shutdown. Returns whether it was all written.
+pub fn flush(limit: Duration) -> bool {
+    SINK.get().is_none_or(|sink| sink.flush(limit))
 }
 
 /// Writes `text` as it is (the banner, the last words), in order with the log lines and
@@ -102,16 +100,25 @@ pub fn print(text: &str, limit: Duration) {
     flush(limit);
 }
 
-/// Writes every line logged so far, on the way out. The first call starts one
-/// [`FLUSH_LIMIT`] that every later call shares: the last words, an error's line and
+/// Writes every line logged so far, on the way out, waiting at most [`FLUSH_LIMIT`] — unless an
+/// earlier flush on the way out already ran out of time: the last words, an error's line and
 /// [`FlushOnExit`] each flush, and a stuck output must hold the exit up once, not once each.
+/// (A healthy output gets its full limit every time.)
 pub fn flush_before_exit() {
-    static DEADLINE: OnceLock<Instant> = OnceLock::new();
-    let deadline = *DEADLINE.get_or_init(|| Instant::now() + FLUSH_LIMIT);
-    flush(deadline.saturating_duration_since(Instant::now()));
+    static STUCK: AtomicBool = AtomicBool::new(false);
+    let limit = if STUCK.load(Relaxed) {
+        Duration::ZERO
+    } else {
+        FLUSH_LIMIT
+    };
+    if !flush(limit) {
+        STUCK.store(true, Relaxed);
+    }
 }
 
-/// [`print`] on the way out, within [`flush_before_exit`]'s shared limit.
+/// [`print`] on the way out, within [`flush_before_exit`]'s limit. The proxy's last line (its
+/// stop, or the error it stops on) goes this way rather than straight to stderr, which would
+/// block for good on a stderr nobody reads.
 pub fn print_before_exit(text: &str) {
     send(text.as_bytes());
     flush_before_exit();

@@ -455,8 +455,7 @@ pub fn main_with(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            logging::flush_before_exit();
-            eprintln!("ory-proxy: {e}");
+            logging::print_before_exit(&format!("ory-proxy: {e}\n"));
             ExitCode::from(e.exit_code())
         }
     }

@@ -135,7 +135,7 @@ impl IdentityView {
             .into_iter()
             .flatten()
             .filter(|a| a.get("verified").and_then(serde_json::Value::as_bool) == Some(true))
-            .filter(|a| a.get("via").and_then(serde_json::Value::as_str) != Some("sms"))
+            .filter(|a| a.get("via").and_then(serde_json::Value::as_str) == Some("email"))
             .filter_map(|a| a.get("value").and_then(serde_json::Value::as_str));
         SessionFacts::new(aal.and_then(serde_json::Value::as_str), verified)
     }
@@ -301,13 +301,17 @@ mod tests {
             "verifiable_addresses":[
               {"value":"ada@work.example","verified":true,"via":"email"},
               {"value":"eve@unverified.example","verified":false,"via":"email"},
-              {"value":"+4912345","verified":true,"via":"sms"}]}}"#,
+              {"value":"+4912345","verified":true,"via":"sms"},
+              {"value":"no-via@example.org","verified":true},
+              {"value":"odd-via@example.org","verified":true,"via":"carrier-pigeon"},
+              {"value":"string@example.org","verified":"true","via":"email"}]}}"#,
         );
         assert!(f.aal2);
         assert_eq!(
             &*f.emails,
             [Box::<str>::from("ada@work.example")],
-            "the verified address only: not traits.email, the unverified one or the phone"
+            "the verified email address only: not traits.email, the unverified one, the phone, \
+             one without via or with another, or one whose verified is not JSON true"
         );
         // Odd shapes are no facts, not a broken session.
         let f = facts(

@@ -39,8 +39,8 @@ pub struct RuleSection {
     /// `[]` = any method.
     pub methods: Option<Vec<String>>,
     pub require: Option<String>,
-    /// Address globs (`*@example.org`) over `identity.traits.email` and verified addresses;
-    /// `session` and `aal2` rules only.
+    /// Address globs (`*@example.org`) over the identity's verified addresses (never
+    /// `identity.traits.email`); `session` and `aal2` rules only.
     pub allow_emails: Option<Vec<String>>,
 }
 

@@ -60,7 +60,7 @@ impl Denial {
                 "An active session was found but it does not fulfill the Authenticator Assurance Level, implying that the session must use a second factor. Please complete the second factor authentication to continue."
             }
             Outcome::EmailNotAllowed => {
-                "The signed-in account's email address is not allowed to access this resource."
+                "The signed-in account has no verified email address that is allowed to access this resource."
             }
             Outcome::Unavailable => {
                 "The session cannot be checked right now because the identity service is unavailable. Please try again shortly."

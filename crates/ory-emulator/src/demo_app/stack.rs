@@ -39,6 +39,8 @@ require = "session"
 name = "admin"
 paths = ["/admin", "/admin/**"]
 require = "aal2"
+# allow_emails = ["*@example.org"] would refuse everyone here: it reads verified addresses
+# only, and the emulator verifies none.
 "#;
 
 /// Where the demo listens.
