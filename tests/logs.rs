@@ -276,3 +276,59 @@ async fn the_format_reloads_live() {
         assert!(Instant::now() < deadline, "still text:\n{}", proxy.logs());
     }
 }
+
+/// Sets or clears `O_NONBLOCK` on a pipe end (shared with whoever inherits it).
+fn set_nonblocking(fd: &impl std::os::fd::AsRawFd, on: bool) {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this test owns; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        assert!(flags >= 0, "F_GETFL");
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        assert!(libc::fcntl(fd, libc::F_SETFL, flags) >= 0, "F_SETFL");
+    }
+}
+
+/// stderr is already full (a pipe nobody reads) when the proxy has to say why it stops: the
+/// reason goes through the log buffer and the exit waits at most the flush limit, instead of
+/// blocking for good in a write to stderr.
+#[test]
+fn an_error_exit_with_a_full_stderr_does_not_hang() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.toml"), "[jwt]\nttl = \"soon\"\n").unwrap();
+    // The read end stays open and unread: writes block rather than fail.
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    set_nonblocking(&writer, true);
+    while writer.write(&[b'x'; 4096]).is_ok() {}
+    set_nonblocking(&writer, false);
+    let mut child = Command::new(common::bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .args([
+            "--check-config",
+            "-c",
+            "proxy.toml",
+            "--sdk-url",
+            common::NO_ORY,
+        ])
+        .arg("http://127.0.0.1:9")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(writer))
+        .spawn()
+        .unwrap();
+    let exited = wait_deadline(&mut child, Duration::from_secs(10));
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(reader);
+    let status = exited.expect("no exit 10 s after start: blocked writing to the full stderr");
+    assert_eq!(status.code(), Some(1), "an invalid configuration exits 1");
+}
