@@ -200,6 +200,10 @@ impl RuleSection {
             .map(|p| PathGlob::parse(p.trim()).map_err(|m| fail("paths", m)))
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let methods = Methods::parse(&value(&self.methods)).map_err(|m| fail("methods", m))?;
+        // An empty list reads like "nobody" but would mean no list at all: everyone in.
+        if self.allow_emails.as_ref().is_some_and(Vec::is_empty) {
+            return Err(fail("allow_emails", "an empty allow_emails would let every session in: list the addresses, or remove the key".into()));
+        }
         let emails = value(&self.allow_emails);
         if !emails.is_empty() && !require.needs_session() {
             return Err(fail("allow_emails", format!("a {} rule lets everyone in: allow_emails needs require = \"session\" or \"aal2\"", require.as_str())));
@@ -230,15 +234,18 @@ fn effective_rules(rules: &[Rule]) -> toml::Value {
                     list(r.methods.names().iter().map(|m| m.to_string()).collect()),
                 );
                 t.insert("require".into(), r.require.as_str().into());
-                t.insert(
-                    "allow_emails".into(),
-                    list(
-                        r.allow_emails
-                            .iter()
-                            .map(|e| e.as_str().to_string())
-                            .collect(),
-                    ),
-                );
+                // Only a rule that has a list shows one: `allow_emails = []` is refused.
+                if !r.allow_emails.is_empty() {
+                    t.insert(
+                        "allow_emails".into(),
+                        list(
+                            r.allow_emails
+                                .iter()
+                                .map(|e| e.as_str().to_string())
+                                .collect(),
+                        ),
+                    );
+                }
                 toml::Value::Table(t)
             })
             .collect(),
@@ -388,6 +395,11 @@ require = "public"
                 rule("paths = [\"/a\"]\nrequire = \"session\"\nallow_emails = [\"x.org\"]"),
                 8,
                 "address glob",
+            ),
+            (
+                rule("paths = [\"/a\"]\nrequire = \"session\"\nallow_emails = []"),
+                8,
+                "empty allow_emails",
             ),
             (
                 "[access]\ndefault = \"everyone\"\n".to_string(),
