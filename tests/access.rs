@@ -21,8 +21,9 @@ const API: (&str, &str) = ("accept", "application/json");
 const RELOAD_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A fake Ory whose whoami reads the session cookie `ory_kratos_session=<aal>:<email>`: `aal1:…`
-/// and `aal2:…` are active sessions at that level with that `traits.email`, verified; `hostile` has a
-/// line break and a header in its email trait; anything else is no session (401).
+/// and `aal2:…` are active sessions at that level with that `traits.email`, verified;
+/// `hostile` has a line break and a header in its email trait; anything else is no session
+/// (401).
 struct FakeOry {
     addr: SocketAddr,
     whoami_calls: Arc<AtomicUsize>,
